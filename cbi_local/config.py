@@ -1,0 +1,38 @@
+"""Settings from the environment (CBI_*) with sensible defaults.
+
+Credentials are never settings here: BigQuery uses Google's usual mechanisms (ADC,
+GOOGLE_APPLICATION_CREDENTIALS), so nothing secret passes through our logs or errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CBI_", extra="ignore")
+
+    home: Path = Field(default=Path.home() / ".cbi", description="Warehouse home (the user's is on the external drive).")
+    sample_data: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="Real sample data for demo and tests.")
+    bq_project: str = Field(default="cbi-v14", description="BigQuery project (system of record).")
+    bq_location: str = Field(default="us-central1", description="BigQuery dataset location.")
+    bq_endpoint: str | None = Field(default=None, description="API endpoint override (the local emulator).")
+    gcs_bucket: str | None = Field(default=None, description="Bucket for staging large batches as Parquet.")
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / WAREHOUSE_FILE
+
+
+def settings(home: Path | str | None = None) -> Settings:
+    """Settings from the environment; an explicit --home wins over CBI_HOME."""
+    s = Settings()
+    if home is not None:
+        s = s.model_copy(update={"home": Path(home).expanduser()})
+    return s

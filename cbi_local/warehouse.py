@@ -1,0 +1,168 @@
+"""The DuckDB warehouse: one schema per BigQuery dataset, one table per contract.
+
+`init` creates or migrates in place. Migration only ever adds (tables, columns, STRUCT
+fields); anything it cannot do without risking data (a changed type, a dropped column)
+is left for `cbi audit` to report, never done silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+import data_contracts as dc
+from data_contracts import to_duckdb
+from data_contracts.model import Column, Contract
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+def connect(path: Path, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. DuckDB allows one writer process; readers retry briefly on a lock."""
+    if read_only and not path.exists():
+        raise WarehouseError(f"no warehouse at {path}: run `cbi init --home {path.parent}` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    delay = 0.05
+    for attempt in range(retries):
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == retries - 1:
+                raise WarehouseError(f"cannot open {path}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@dataclass
+class InitReport:
+    path: Path
+    created_schemas: list[str] = field(default_factory=list)
+    created_tables: list[str] = field(default_factory=list)
+    added_columns: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_schemas or self.created_tables or self.added_columns)
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [contract.dataset, contract.table],
+    ).fetchall()
+    return dict(rows)
+
+
+def _struct_field_names(con: duckdb.DuckDBPyConnection, contract: Contract, column: str) -> set[str]:
+    # The table's own STRUCT type, read back via a typed empty scan.
+    rel = con.sql(f"SELECT {to_duckdb.quote(column)} FROM {to_duckdb.table_ref(contract)} LIMIT 0")
+    dtype = rel.types[0]
+    return {name for name, _ in dtype.children} if dtype.id == "struct" else set()
+
+
+def _add_missing_struct_fields(
+    con: duckdb.DuckDBPyConnection, contract: Contract, col: Column, report: InitReport
+) -> None:
+    if col.mode == "REPEATED":
+        return  # lists of structs cannot be altered in place; audit reports the drift
+    present = _struct_field_names(con, contract, col.name)
+    for f in col.fields:
+        if f.name not in present:
+            con.execute(
+                f"ALTER TABLE {to_duckdb.table_ref(contract)} ADD COLUMN "
+                f"{to_duckdb.quote(col.name)}.{to_duckdb.quote(f.name)} {to_duckdb.column_type(f)}"
+            )
+            report.added_columns.append(f"{contract.fqn}.{col.name}.{f.name}")
+
+
+def init(path: Path) -> InitReport:
+    """Create or migrate the warehouse at `path` (idempotent)."""
+    report = InitReport(path)
+    with open_warehouse(path) as con:
+        con.execute("BEGIN")
+        schemas = {r[0] for r in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
+        for dataset in dc.DATASETS:
+            if dataset not in schemas:
+                con.execute(f"CREATE SCHEMA {to_duckdb.quote(dataset)}")
+                report.created_schemas.append(dataset)
+        for contract in dc.CONTRACTS:
+            existing = _existing_columns(con, contract)
+            if not existing:
+                con.execute(to_duckdb.create_table(contract))
+                con.execute(to_duckdb.comment_table(contract))
+                report.created_tables.append(contract.fqn)
+                continue
+            for col in contract.columns:
+                if col.name not in existing:
+                    # Added as nullable: existing rows cannot have a value for a new column.
+                    con.execute(
+                        f"ALTER TABLE {to_duckdb.table_ref(contract)} ADD COLUMN "
+                        f"{to_duckdb.quote(col.name)} {to_duckdb.column_type(col)}"
+                    )
+                    report.added_columns.append(f"{contract.fqn}.{col.name}")
+                elif col.type == "STRUCT":
+                    _add_missing_struct_fields(con, contract, col, report)
+        con.execute("COMMIT")
+    return report
+
+
+@dataclass
+class TableInfo:
+    contract: Contract
+    exists: bool
+    rows: int | None
+
+    def as_dict(self) -> dict:
+        c = self.contract
+        return {
+            "dataset": c.dataset,
+            "table": c.table,
+            "exists": self.exists,
+            "rows": self.rows,
+            "partitioning": (
+                {"column": c.partition.column, "granularity": c.partition.granularity} if c.partition else None
+            ),
+            "clustering": list(c.clustering),
+            "primary_key": list(c.primary_key),
+            "sync": c.sync,
+            "privacy": c.privacy,
+            "columns": [_column_dict(col) for col in c.columns],
+        }
+
+
+def _column_dict(col: Column) -> dict:
+    d: dict = {"name": col.name, "type": col.type, "mode": col.mode}
+    if col.fields:
+        d["fields"] = [_column_dict(f) for f in col.fields]
+    return d
+
+
+def table_infos(con: duckdb.DuckDBPyConnection) -> list[TableInfo]:
+    """Row counts per contract table. DuckDB answers COUNT(*) from row-group metadata, not a scan."""
+    present = {
+        (r[0], r[1])
+        for r in con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    }
+    infos = []
+    for c in dc.CONTRACTS:
+        exists = (c.dataset, c.table) in present
+        rows = con.execute(f"SELECT COUNT(*) FROM {to_duckdb.table_ref(c)}").fetchone()[0] if exists else None
+        infos.append(TableInfo(c, exists, rows))
+    return infos

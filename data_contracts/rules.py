@@ -1,0 +1,84 @@
+"""Constructors for the quality rules contracts declare (executed by the health checks).
+
+Each kind is documented where it is constructed so a contract reads as a sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import Rule
+
+
+def _rule(kind: str, columns: tuple[str, ...] = (), severity: str = "blocking", **params: Any) -> Rule:
+    return Rule(kind, tuple(columns), tuple(sorted(params.items())), severity)  # type: ignore[arg-type]
+
+
+def not_null(*columns: str) -> Rule:
+    """Every listed column is present on every row."""
+    return _rule("not_null", columns)
+
+
+def unique_key() -> Rule:
+    """No two rows share the contract's primary key."""
+    return _rule("unique_key")
+
+
+def ohlc_sane(open_: str = "open", high: str = "high", low: str = "low", close: str = "close") -> Rule:
+    """low <= open, close <= high and every price > 0."""
+    return _rule("ohlc_sane", (open_, high, low, close))
+
+
+def positive(*columns: str) -> Rule:
+    """Values are strictly greater than zero where present."""
+    return _rule("positive", columns)
+
+
+def non_negative(*columns: str) -> Rule:
+    """Values are >= 0 where present (volumes, counts)."""
+    return _rule("non_negative", columns)
+
+
+def value_range(column: str, low: float, high: float) -> Rule:
+    """low <= value <= high where present."""
+    return _rule("value_range", (column,), low=low, high=high)
+
+
+def no_placeholders(*columns: str, sentinels: tuple[float, ...] = (0.5, 1.0), window: int = 20) -> Rule:
+    """No sentinel constants (0.5, all-1.0), no column constant over `window` rows or with zero variance."""
+    return _rule("no_placeholders", columns, sentinels=sentinels, window=window)
+
+
+def not_single_timestamp(column: str) -> Rule:
+    """More than one distinct value in a time column when the table has more than one row."""
+    return _rule("not_single_timestamp", (column,))
+
+
+def forbidden_values(column: str, *values: str) -> Rule:
+    """Values that mark a placeholder load (e.g. regime 'allhistory')."""
+    return _rule("forbidden_values", (column,), values=values)
+
+
+def min_distinct(column: str, minimum: int) -> Rule:
+    """At least `minimum` distinct values (e.g. >= 7 regimes in a training set)."""
+    return _rule("min_distinct", (column,), minimum=minimum)
+
+
+def target_naming(horizon_column: str) -> Rule:
+    """A table for horizon h carries target_h and no other horizon's target."""
+    return _rule("target_naming", (horizon_column,))
+
+
+def source_hierarchy(column: str) -> Rule:
+    """Rows come only from the contract's allowed sources, each inside its `only_where`."""
+    return _rule("source_hierarchy", (column,))
+
+
+def freshness(column: str, max_age_days: int) -> Rule:
+    """The newest value is no older than `max_age_days` (a warning: samples are historical)."""
+    return _rule("freshness", (column,), severity="warning", max_age_days=max_age_days)
+
+
+def no_spreads(column: str) -> Rule:
+    """Calendar spreads (symbols like ZLF6-ZLH6) never reach a price table."""
+    return _rule("no_spreads", (column,))

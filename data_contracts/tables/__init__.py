@@ -1,0 +1,1 @@
+"""One module per BigQuery dataset; each exposes CONTRACTS."""

@@ -1,0 +1,30 @@
+"""features: the denormalised daily matrix (STRUCTs, no JOINs at query time)."""
+
+from .. import columns as c
+from .. import rules as r
+from ..sources import CBI
+from ..model import Contract, Partition
+
+daily_ml_matrix = Contract(
+    dataset="features",
+    table="daily_ml_matrix",
+    description="One row per (date, symbol): market, pivots, regime and macro STRUCTs plus forward targets per horizon.",
+    columns=(
+        c.date.required(), c.symbol.required(), c.matrix_source.required(), c.regime_name,
+        c.market_data, c.pivots, c.regime, c.macro, *c.TARGETS, *c.FORWARD_CLOSES, c.batch_id, c.created_at,
+    ),
+    primary_key=("date", "symbol", "matrix_source"),
+    partition=Partition("date", "MONTH"),
+    clustering=("symbol", "regime_name"),
+    sources=(CBI,),
+    rules=(
+        r.not_null("date", "symbol", "matrix_source"),
+        r.unique_key(),
+        r.no_placeholders("market_data.close", "market_data.volatility_21d"),
+        r.forbidden_values("regime_name", "allhistory"),
+    ),
+    # Research (yahoo_historical) rows never reach the canonical BigQuery table.
+    push_only_where="matrix_source = 'canonical'",
+)
+
+CONTRACTS = (daily_ml_matrix,)

@@ -1,0 +1,57 @@
+"""DuckDB DDL derived from a contract.
+
+Primary keys are not declared as DuckDB constraints: an ART index over tens of millions
+of bars costs memory and slows bulk loads, and ingest already deduplicates by anti-join
+on the key (the unique_key rule checks it). NOT NULL is declared (cheap, and it catches
+bugs at write time).
+"""
+
+from __future__ import annotations
+
+from .model import Column, Contract
+
+_SCALAR = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "NUMERIC": "DECIMAL(38,9)",
+    "BOOL": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP WITH TIME ZONE",
+    "DATETIME": "TIMESTAMP",
+    "BYTES": "BLOB",
+}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(contract: Contract) -> str:
+    return f"{quote(contract.dataset)}.{quote(contract.table)}"
+
+
+def column_type(col: Column) -> str:
+    """DuckDB type of a column. Audits compare against what DuckDB reports for this DDL
+    (see cbi_local.audit), not against this string, because DuckDB re-quotes keywords."""
+    if col.type == "STRUCT":
+        inner = ", ".join(f"{quote(f.name)} {column_type(f)}" for f in col.fields)
+        base = f"STRUCT({inner})"
+    else:
+        base = _SCALAR[col.type]
+    return base + "[]" if col.mode == "REPEATED" else base
+
+
+def column_def(col: Column) -> str:
+    not_null = " NOT NULL" if col.mode == "REQUIRED" else ""
+    return f"{quote(col.name)} {column_type(col)}{not_null}"
+
+
+def create_table(contract: Contract) -> str:
+    cols = ",\n  ".join(column_def(c) for c in contract.columns)
+    return f"CREATE TABLE IF NOT EXISTS {table_ref(contract)} (\n  {cols}\n)"
+
+
+def comment_table(contract: Contract) -> str:
+    text = contract.description.replace("'", "''")
+    return f"COMMENT ON TABLE {table_ref(contract)} IS '{text}'"

@@ -1,0 +1,1 @@
+"""Sync: BigQuery is the system of record; push validated batches, pull authoritative tables."""

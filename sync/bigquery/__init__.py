@@ -1,0 +1,1 @@
+"""The BigQuery destination: client, layout (datasets/tables from contracts), audit."""
