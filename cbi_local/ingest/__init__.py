@@ -1,0 +1,1 @@
+"""Ingest: Databento, FRED, the regime registry and legacy BigQuery exports into the warehouse."""

@@ -1,0 +1,434 @@
+"""Ingest core: one batch per run, set-based staging, validation, dedup and accounting.
+
+
+from cbi_local.ingest.core import FileIdentity, IngestRun, identify
+
+fid = identify(path, record_schema="ohlcv-1h", encoding="json")   # sha256 (streamed), size, mtime
+run = IngestRun(con, kind="ingest")       # opens one batch in ops.batches (status open); run.batch_id
+todo, unchanged = run.plan([fid, ...])    # files whose (path, sha256) is already in ops.file_manifest are skipped (idempotent);
+                                          # a file whose path is known with another sha256 is "changed": its old rows are replaced
+counts = run.stage(contract, rel, files=todo)
+    # rel: a DuckDB relation (or pyarrow Table / Polars DataFrame) holding ANY SUBSET of the contract's columns
+    # (names exactly as in data_contracts), plus the bookkeeping columns:
+    #   source_file VARCHAR  (must equal str(FileIdentity.path) of one of `files`)
+    #   record_number BIGINT (1-based line/record number within that file)
+    #   optional _rule VARCHAR, _reason VARCHAR: set on rows the READER already knows are bad
+    #     (parse_error, wrong_rtype, spread, undecodable symbol ...); those go to monitoring.quarantine with the reason
+    # The core fills lineage (source is passed per row in a `source` column or defaults to contract.sources[0].name;
+    # file_sha256, batch_id, ingested_at), runs the contract's row-level rules (not_null, ohlc_sane, positive,
+    # non_negative, value_range, no_spreads, source_hierarchy, forbidden_values) as SQL, quarantines violators with
+    # rule + reason + JSON payload, skips exact duplicates on the primary key (within the input and against the table),
+    # quarantines same-key-different-values rows (rule unique_key), inserts the rest — all set-based in DuckDB.
+    # Returns {source_file: FileCounts(rows_read, rows_loaded, rows_quarantined, rows_duplicate)}.
+run.file_error(fid, rule="parse_error", reason="...")   # a whole file that cannot be read at all: recorded, quarantined, batch goes on
+summary = run.finish()   # records ops.file_manifest rows, closes the batch as 'validated'; summary.as_dict() has per-file
+                         # and total counts with rows_read == rows_loaded + rows_quarantined + rows_duplicate
+
+`con` is a duckdb connection to a warehouse created by `cbi_local.warehouse.init(path)`. Contracts: `import data_contracts as dc; dc.get("market_data.databento_futures_ohlcv_1h")`; column names, types, primary keys and rules are in /work/main/data_contracts/ (read tables/*.py and columns.py). NEVER spell a table's schema anywhere else; derive column lists from the contract (`contract.column_names`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from data_contracts.model import Contract
+from data_contracts.to_duckdb import column_type, quote, table_ref
+
+from ..rules_sql import LOADER_FILLED, first_violation, row_checks
+
+BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason")
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    path: Path
+    sha256: str
+    size_bytes: int
+    mtime: datetime
+    record_schema: str
+    encoding: str
+
+
+def identify(path: Path | str, record_schema: str, encoding: str) -> FileIdentity:
+    p = Path(path).resolve()
+    digest = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    st = p.stat()
+    return FileIdentity(p, digest.hexdigest(), st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc), record_schema, encoding)
+
+
+@dataclass
+class FileCounts:
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    table: str | None = None
+    status: str = "loaded"
+    error: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined + self.rows_duplicate
+
+    def add(self, other: FileCounts) -> None:
+        self.rows_read += other.rows_read
+        self.rows_loaded += other.rows_loaded
+        self.rows_quarantined += other.rows_quarantined
+        self.rows_duplicate += other.rows_duplicate
+
+
+@dataclass
+class RunSummary:
+    batch_id: str
+    status: str
+    files: dict[str, FileCounts] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> FileCounts:
+        total = FileCounts(table=None)
+        for c in self.files.values():
+            total.add(c)
+        return total
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.totals
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "tables": self.tables,
+            "files": {p: asdict(c) for p, c in self.files.items()},
+            "unchanged_files": self.unchanged,
+            "totals": {k: getattr(t, k) for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")},
+            "balanced": t.balanced and all(c.balanced for c in self.files.values()),
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class IngestRun:
+    """One run = one batch in ops.batches. Not thread-safe; one run per connection at a time."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, kind: str = "ingest") -> None:
+        self.con = con
+        self.batch_id = f"{kind}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.files: dict[str, FileIdentity] = {}
+        self.counts: dict[str, FileCounts] = {}
+        self.unchanged: list[str] = []
+        self.tables: list[str] = []
+        self._changed: dict[str, str] = {}  # path -> previous sha256
+        con.execute(
+            "INSERT INTO ops.batches (batch_id, created_at, kind, status) VALUES (?, ?, ?, 'open')",
+            [self.batch_id, _now(), kind],
+        )
+
+    # -- planning ---------------------------------------------------------------------
+    def plan(self, files: list[FileIdentity]) -> tuple[list[FileIdentity], list[FileIdentity]]:
+        if not files:
+            return [], []
+        known = dict(
+            self.con.execute(
+                "SELECT path, file_sha256 FROM ops.file_manifest WHERE path IN (SELECT unnest(?))",
+                [[str(f.path) for f in files]],
+            ).fetchall()
+        )
+        todo, unchanged = [], []
+        for f in files:
+            previous = known.get(str(f.path))
+            if previous == f.sha256:
+                unchanged.append(f)
+                self.unchanged.append(str(f.path))
+                continue
+            if previous is not None:
+                self._changed[str(f.path)] = previous
+            todo.append(f)
+            self.files[str(f.path)] = f
+            self.counts.setdefault(str(f.path), FileCounts())
+        return todo, unchanged
+
+    # -- staging ----------------------------------------------------------------------
+    def _register_input(self, rel: Any) -> None:
+        con = self.con
+        con.execute("DROP TABLE IF EXISTS _cbi_in")
+        if isinstance(rel, duckdb.DuckDBPyRelation):
+            rel.create_view("_cbi_src", replace=True)  # a temporary view: nothing persists on a crash
+            con.execute("CREATE TEMP TABLE _cbi_in AS SELECT * FROM _cbi_src")
+            con.execute("DROP VIEW _cbi_src")
+        else:
+            con.register("_cbi_src", rel)
+            con.execute("CREATE TEMP TABLE _cbi_in AS SELECT * FROM _cbi_src")
+            con.unregister("_cbi_src")
+
+    def stage(self, contract: Contract, rel: Any, files: list[FileIdentity]) -> dict[str, FileCounts]:
+        con = self.con
+        for f in files:
+            self.files.setdefault(str(f.path), f)
+            self.counts.setdefault(str(f.path), FileCounts())
+        self._register_input(rel)
+        in_cols = {r[0]: r[1] for r in con.execute("DESCRIBE _cbi_in").fetchall()}
+        for needed in ("source_file", "record_number"):
+            if needed not in in_cols:
+                raise ValueError(f"staged rows for {contract.fqn} lack the bookkeeping column {needed!r}")
+        unknown = set(in_cols) - set(contract.column_names) - set(BOOKKEEPING)
+        if unknown:
+            raise ValueError(f"staged rows for {contract.fqn} carry columns the contract does not declare: {sorted(unknown)}")
+        strays = con.execute(
+            "SELECT DISTINCT source_file FROM _cbi_in WHERE source_file NOT IN (SELECT unnest(?))",
+            [[str(f.path) for f in files]],
+        ).fetchall()
+        if strays:
+            raise ValueError(f"staged rows name files that were not passed to stage(): {strays[:3]}")
+
+        con.execute("BEGIN")
+        try:
+            counts = self._stage_in_transaction(contract, in_cols, files)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS _cbi_in")
+            con.execute("DROP TABLE IF EXISTS _cbi_stage")
+        if contract.fqn not in self.tables:
+            self.tables.append(contract.fqn)
+        for path, c in counts.items():
+            c.table = contract.fqn
+            self.counts[path].add(c)
+            self.counts[path].table = contract.fqn
+        return counts
+
+    def _stage_in_transaction(self, contract: Contract, in_cols: dict[str, str], files: list[FileIdentity]) -> dict[str, FileCounts]:
+        con = self.con
+        target = table_ref(contract)
+        # 1. Replace exactly the rows of files whose content changed since they were loaded.
+        changed = [p for p in (str(f.path) for f in files) if p in self._changed]
+        if changed:
+            con.execute(f"DELETE FROM {target} WHERE source_file IN (SELECT unnest(?))", [changed])
+            con.execute(
+                "UPDATE monitoring.quarantine SET status = 'superseded', resolved_at = ? "
+                "WHERE status = 'held' AND table_name = ? AND source_file IN (SELECT unnest(?))",
+                [_now(), contract.fqn, changed],
+            )
+
+        # 2. Cast to the contract's types; a value that does not cast is a violation, never a silent NULL.
+        select, cast_checks = [], []
+        for col in contract.columns:
+            name = quote(col.name)
+            if col.name in ("source_file", "file_sha256", "batch_id", "ingested_at"):
+                continue
+            if col.name == "source" and col.name not in in_cols:
+                select.append(f"CAST({_lit(contract.sources[0].name)} AS VARCHAR) AS {name}")
+            elif col.name not in in_cols:
+                select.append(f"CAST(NULL AS {column_type(col)}) AS {name}")
+            elif in_cols[col.name] == column_type(col) or col.type == "STRUCT":
+                select.append(f"i.{name}")
+            else:
+                select.append(f"TRY_CAST(i.{name} AS {column_type(col)}) AS {name}")
+                cast_checks.append(
+                    (
+                        f"i.{name} IS NOT NULL AND TRY_CAST(i.{name} AS {column_type(col)}) IS NULL",
+                        f"'{col.name}=' || CAST(i.{name} AS VARCHAR) || ' is not a valid {col.type}'",
+                    )
+                )
+        reader_rule = "i._rule" if "_rule" in in_cols else "CAST(NULL AS VARCHAR)"
+        reader_reason = "i._reason" if "_reason" in in_cols else "CAST(NULL AS VARCHAR)"
+        cast_rule = "CASE " + " ".join(f"WHEN {c} THEN 'bad_type'" for c, _ in cast_checks) + " END" if cast_checks else "NULL"
+        cast_reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in cast_checks) + " END" if cast_checks else "NULL"
+        con.execute(
+            f"""
+            CREATE TEMP TABLE _cbi_stage AS
+            SELECT {", ".join(select)},
+                   i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
+                   coalesce({reader_rule}, {cast_rule}) AS _rule,
+                   coalesce({reader_reason}, {cast_reason}) AS _reason,
+                   to_json(i) AS _payload
+            FROM _cbi_in i
+            """
+        )
+
+        # 3. The contract's row rules, as SQL, on the typed rows.
+        rule_sql, reason_sql = first_violation(row_checks(contract))
+        con.execute(
+            f"UPDATE _cbi_stage SET _rule = {rule_sql}, _reason = {reason_sql} WHERE _rule IS NULL AND ({rule_sql}) IS NOT NULL"
+        )
+
+        # 4. Duplicates on the primary key: within the input, then against the table.
+        data_cols = [c.name for c in contract.columns if c.name not in LOADER_FILLED]
+        row_hash = "md5(CAST(to_json(struct_pack(" + ", ".join(f"{quote(c)} := {{a}}{quote(c)}" for c in data_cols) + ")) AS VARCHAR))"
+        pk = [quote(k) for k in contract.primary_key]
+        pk_list = ", ".join(pk)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _cbi_stage AS
+            SELECT *,
+                   {row_hash.format(a="")} AS _hash,
+                   CASE WHEN _rule IS NULL THEN row_number() OVER w END AS _rn,
+                   CASE WHEN _rule IS NULL THEN first_value({row_hash.format(a="")}) OVER w END AS _first_hash,
+                   CASE WHEN _rule IS NULL THEN first_value(source_file || ':' || record_number) OVER w END AS _first_at
+            FROM _cbi_stage
+            WINDOW w AS (PARTITION BY (_rule IS NULL), {pk_list} ORDER BY source_file, record_number)
+            """
+        )
+        con.execute(
+            """
+            UPDATE _cbi_stage SET _rule = 'unique_key',
+                   _reason = 'same primary key as ' || _first_at || ' with different values'
+            WHERE _rule IS NULL AND _rn > 1 AND _hash <> _first_hash
+            """
+        )
+        con.execute("ALTER TABLE _cbi_stage ADD COLUMN _dup BOOLEAN DEFAULT false")
+        con.execute("UPDATE _cbi_stage SET _dup = true WHERE _rule IS NULL AND _rn > 1")
+
+        # Only the key range being loaded is read back from the target (zone maps prune the rest).
+        prune = ""
+        if contract.partition:
+            pcol = quote(contract.partition.column)
+            lo, hi = con.execute(f"SELECT min({pcol}), max({pcol}) FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup").fetchone()
+            if lo is None:
+                prune = "AND false"
+            else:
+                prune = f"AND t.{pcol} BETWEEN ? AND ?"
+        params = [lo, hi] if prune.startswith("AND t.") else []
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _cbi_existing AS
+            SELECT {", ".join("t." + k for k in pk)}, {row_hash.format(a="t.")} AS _existing_hash, t.source_file AS _existing_file
+            FROM {target} t
+            SEMI JOIN (SELECT {pk_list} FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup) k
+                 ON {" AND ".join(f"t.{k} = k.{k}" for k in pk)}
+            WHERE true {prune}
+            """,
+            params,
+        )
+        con.execute(
+            f"""
+            UPDATE _cbi_stage s SET
+                _dup = CASE WHEN e._existing_hash = s._hash THEN true ELSE s._dup END,
+                _rule = CASE WHEN e._existing_hash <> s._hash THEN 'unique_key' ELSE s._rule END,
+                _reason = CASE WHEN e._existing_hash <> s._hash
+                          THEN 'primary key already loaded from ' || coalesce(e._existing_file, 'another batch') || ' with different values'
+                          ELSE s._reason END
+            FROM _cbi_existing e
+            WHERE s._rule IS NULL AND NOT s._dup AND {" AND ".join(f"s.{k} = e.{k}" for k in pk)}
+            """
+        )
+        con.execute("DROP TABLE _cbi_existing")
+
+        # 5. Quarantine, then load. Lineage comes from the file identity, never from the input.
+        con.register(
+            "_cbi_files_src",
+            pa.table({"source_file": [str(f.path) for f in files], "file_sha256": [f.sha256 for f in files]}),
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _cbi_files AS SELECT * FROM _cbi_files_src")
+        con.unregister("_cbi_files_src")
+        now = _now()
+        con.execute(
+            """
+            INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
+                   file_sha256, record_number, rule, reason, payload, status)
+            SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, s.source_file, f.file_sha256, s.record_number, s._rule,
+                   s.source_file || ':' || coalesce(CAST(s.record_number AS VARCHAR), '?') || ' ' || s._rule || ': ' || coalesce(s._reason, ''),
+                   CAST(s._payload AS VARCHAR), 'held'
+            FROM _cbi_stage s LEFT JOIN _cbi_files f USING (source_file)
+            WHERE s._rule IS NOT NULL
+            """,
+            [now, self.batch_id, contract.fqn],
+        )
+        lineage = {"file_sha256": "f.file_sha256", "batch_id": "$batch_id", "ingested_at": "$now"}
+        out = [
+            f"{lineage[c.name]} AS {quote(c.name)}" if c.name in lineage else f"s.{quote(c.name)}"
+            for c in contract.columns
+        ]
+        con.execute(
+            f"""
+            INSERT INTO {target} BY NAME
+            SELECT {", ".join(out)}
+            FROM _cbi_stage s JOIN _cbi_files f USING (source_file)
+            WHERE s._rule IS NULL AND NOT s._dup
+            """,
+            {"batch_id": self.batch_id, "now": now},
+        )
+        rows = con.execute(
+            """
+            SELECT source_file, COUNT(*),
+                   COUNT(*) FILTER (WHERE _rule IS NULL AND NOT _dup),
+                   COUNT(*) FILTER (WHERE _rule IS NOT NULL),
+                   COUNT(*) FILTER (WHERE _rule IS NULL AND _dup)
+            FROM _cbi_stage GROUP BY source_file
+            """
+        ).fetchall()
+        con.execute("DROP TABLE _cbi_files")
+        return {r[0]: FileCounts(r[1], r[2], r[3], r[4]) for r in rows}
+
+    # -- file-level failures -------------------------------------------------------------
+    def file_error(self, fid: FileIdentity, rule: str, reason: str, table: str | None = None) -> None:
+        path = str(fid.path)
+        self.files[path] = fid
+        counts = self.counts.setdefault(path, FileCounts())
+        counts.status, counts.error = "error", f"{rule}: {reason}"
+        counts.table = table or counts.table
+        self.con.execute(
+            """
+            INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
+                   file_sha256, record_number, rule, reason, payload, status)
+            VALUES (CAST(uuid() AS VARCHAR), ?, ?, ?, ?, ?, NULL, ?, ?, NULL, 'held')
+            """,
+            [_now(), self.batch_id, table, path, fid.sha256, rule, f"{path}: {rule}: {reason}"],
+        )
+
+    # -- closing --------------------------------------------------------------------------
+    def finish(self) -> RunSummary:
+        con = self.con
+        now = _now()
+        rows = []
+        for path, c in self.counts.items():
+            f = self.files[path]
+            status = c.status if c.status == "error" else ("replaced" if path in self._changed else "loaded")
+            c.status = status
+            rows.append(
+                [path, f.sha256, f.size_bytes, f.mtime, f.record_schema, f.encoding, c.table, c.rows_read,
+                 c.rows_loaded, c.rows_quarantined, c.rows_duplicate, self.batch_id, now, status, c.error]
+            )
+        con.execute("BEGIN")
+        if rows:
+            con.execute("DELETE FROM ops.file_manifest WHERE path IN (SELECT unnest(?))", [[r[0] for r in rows]])
+            names = ["path", "file_sha256", "size_bytes", "file_mtime", "record_schema", "encoding", "table_name",
+                     "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "batch_id", "ingested_at",
+                     "status", "error"]
+            manifest = pa.Table.from_pylist([dict(zip(names, r)) for r in rows])
+            con.register("_cbi_manifest", manifest)
+            con.execute("INSERT INTO ops.file_manifest BY NAME SELECT * FROM _cbi_manifest")
+            con.unregister("_cbi_manifest")
+        summary = RunSummary(self.batch_id, "", dict(self.counts), list(self.unchanged), list(self.tables))
+        t = summary.totals
+        # A batch that loaded nothing has nothing to push.
+        summary.status = "validated" if t.rows_loaded else "empty"
+        con.execute(
+            """
+            UPDATE ops.batches SET status = ?, rows_read = ?, rows_loaded = ?, rows_quarantined = ?,
+                   rows_duplicate = ?, table_names = ?, message = ?
+            WHERE batch_id = ?
+            """,
+            [summary.status, t.rows_read, t.rows_loaded, t.rows_quarantined, t.rows_duplicate, self.tables,
+             f"{len(self.counts)} files, {len(self.unchanged)} unchanged", self.batch_id],
+        )
+        con.execute("COMMIT")
+        return summary
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -1,0 +1,76 @@
+"""Shared fixtures: local BigQuery/GCS API emulators and the sample data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sync.emulator import (
+    BigQueryEmulator,
+    EmulatorNotInstalled,
+    StorageEmulator,
+    find_emulator,
+    find_storage_emulator,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _require_emulators() -> None:
+    """Fail (never skip) when the emulator venv is missing."""
+    problem = None
+    try:
+        find_emulator()
+        find_storage_emulator()
+    except EmulatorNotInstalled as error:
+        problem = str(error)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """One gcp-storage-emulator for the session (STORAGE_EMULATOR_HOST set)."""
+    _require_emulators()
+    with StorageEmulator() as emulator:
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ.update(emulator.env)
+        try:
+            yield emulator
+        finally:
+            if previous is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def bq_emulator(gcs_emulator):
+    """One local-bigquery emulator for the session; reads gs:// from gcs_emulator."""
+    _require_emulators()
+    with BigQueryEmulator(storage_emulator_host=gcs_emulator.endpoint) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bq_client(bq_emulator):
+    """A real google.cloud.bigquery.Client pointed at the emulator."""
+    client = bq_emulator.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    path = Path(
+        os.environ.get("CBI_SAMPLE_DATA") or REPO_ROOT.parent / "shared" / "data"
+    ).resolve()
+    if not path.is_dir():
+        pytest.fail(
+            f"sample data not found at {path}; set CBI_SAMPLE_DATA to the "
+            "shared data directory",
+            pytrace=False,
+        )
+    return path
