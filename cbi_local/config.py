@@ -33,6 +33,5 @@ class Settings(BaseSettings):
 def settings(home: Path | str | None = None) -> Settings:
     """Settings from the environment; an explicit --home wins over CBI_HOME."""
     s = Settings()
-    if home is not None:
-        s = s.model_copy(update={"home": Path(home).expanduser()})
-    return s
+    chosen = Path(home) if home is not None else s.home
+    return s.model_copy(update={"home": chosen.expanduser().resolve(), "sample_data": s.sample_data.expanduser().resolve()})

@@ -26,6 +26,10 @@ PACKAGES=(
   gcp-storage-emulator==2026.7.19
 )
 STAMP="$DIR/.cbi-install-stamp"
+# DuckDB installs extensions under $HOME/.duckdb; the emulator runs with HOME set to this
+# folder inside the venv (sync/emulator.py), so the install is self-contained and works
+# whatever the caller's HOME is.
+EXT_HOME="$DIR/duckdb-home"
 WANT_STAMP="$(printf '%s\n' "${PACKAGES[@]}")"
 
 log() { echo "install-bq-emulator: $*" >&2; }
@@ -35,7 +39,7 @@ check() {
   [[ -x "$DIR/bin/python" && -x "$DIR/bin/local-bigquery" \
      && -x "$DIR/bin/gcp-storage-emulator" && -f "$STAMP" ]] || return 1
   [[ "$(cat "$STAMP")" == "$WANT_STAMP" ]] || return 1
-  "$DIR/bin/python" - "${EXTENSIONS[@]}" <<'PY' >/dev/null 2>&1
+  HOME="$EXT_HOME" "$DIR/bin/python" - "${EXTENSIONS[@]}" <<'PY' >/dev/null 2>&1
 import sys, duckdb, local_bigquery, gcp_storage_emulator
 con = duckdb.connect()
 for name in sys.argv[1:]:
@@ -93,9 +97,10 @@ fi
 rm -f "$STAMP"
 "$DIR/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 
-# Install the DuckDB extensions from the PyPI wheels into ~/.duckdb, so that
-# the emulator never tries to download them at run time.
-"$DIR/bin/python" - "${EXTENSIONS[@]}" <<'PY'
+# Install the DuckDB extensions from the PyPI wheels into $EXT_HOME/.duckdb, so
+# that the emulator never tries to download them at run time.
+mkdir -p "$EXT_HOME"
+HOME="$EXT_HOME" "$DIR/bin/python" - "${EXTENSIONS[@]}" <<'PY'
 import sys
 from duckdb_extensions import import_extension
 for name in sys.argv[1:]:

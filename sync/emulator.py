@@ -327,6 +327,9 @@ class BigQueryEmulator(_Server):
                 del env[key]
         if self.storage_emulator_host:
             env["STORAGE_EMULATOR_HOST"] = self.storage_emulator_host
+        # DuckDB looks for its extensions under $HOME/.duckdb; the install script puts
+        # them in the venv's own home so the caller's HOME does not matter.
+        env["HOME"] = str(self.executable.parent.parent / "duckdb-home")
         return env
 
     def _probe_url(self) -> str:

@@ -1,0 +1,132 @@
+"""`cbi demo`: the main job on the real sample data, embedded defaults, nothing to configure.
+
+A warehouse in the demo home, the sample data from CBI_SAMPLE_DATA (default ../shared/data),
+and a local BigQuery emulator that this command starts and stops (its data persists under
+the demo home, so a second run in the same home is a no-op). Each step returns counts for
+the summary; later capabilities add steps to PIPELINE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import audit, warehouse
+from .config import Settings
+
+SAMPLE_PARTS = ("databento/GLBX.MDP3", "fred", "legacy_bq", "registry")
+
+
+@dataclass
+class DemoContext:
+    settings: Settings
+    console: Console
+    con: Any = None
+    bq_client: Any = None
+    bq_endpoint: str | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def check_sample_data(ctx: DemoContext) -> dict[str, Any]:
+    root = ctx.settings.sample_data
+    missing = [p for p in SAMPLE_PARTS if not (root / p).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"sample data not found at {root} (missing {', '.join(missing)}); "
+            "set CBI_SAMPLE_DATA to the shared data directory"
+        )
+    return {"sample_data": str(root), "files": sum(1 for p in root.rglob("*") if p.is_file())}
+
+
+def init_warehouse(ctx: DemoContext) -> dict[str, Any]:
+    report = warehouse.init(ctx.settings.warehouse_path)
+    ctx.con = warehouse.connect(ctx.settings.warehouse_path)
+    return {"created_tables": len(report.created_tables), "added_columns": len(report.added_columns)}
+
+
+def bigquery_layout(ctx: DemoContext) -> dict[str, Any]:
+    from sync.bigquery.layout import ensure_layout
+
+    report = ensure_layout(ctx.bq_client, ctx.settings.bq_project, ctx.settings.bq_location)
+    return {"created_datasets": len(report.created_datasets), "created_tables": len(report.created_tables)}
+
+
+def audit_both(ctx: DemoContext) -> dict[str, Any]:
+    from sync.bigquery.layout import audit_bigquery
+
+    local = audit.audit_duckdb(ctx.con)
+    remote = audit_bigquery(ctx.bq_client, ctx.settings.bq_project, ctx.settings.bq_location)
+    drift = [d.message() for d in local.drifts + remote.drifts]
+    return {"drift": len(drift), "drift_items": drift, "ok": not drift}
+
+
+Step = tuple[str, Callable[[DemoContext], dict[str, Any]]]
+PIPELINE: list[Step] = [
+    ("sample data", check_sample_data),
+    ("warehouse", init_warehouse),
+    ("bigquery layout", bigquery_layout),
+    ("audit", audit_both),
+]
+
+
+def run_demo(settings: Settings, console: Console, pipeline: list[Step] | None = None) -> dict[str, Any]:
+    from sync.emulator import BigQueryEmulator
+
+    ctx = DemoContext(settings=settings, console=console)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]CBI Local demo[/] · home {settings.home} · sample data {settings.sample_data}")
+    started = time.perf_counter()
+    steps = pipeline or PIPELINE
+    with BigQueryEmulator(project=settings.bq_project, data_dir=settings.home / "bigquery-emulator") as emulator:
+        ctx.bq_client = emulator.client()
+        ctx.bq_endpoint = emulator.endpoint
+        ctx.settings = settings.model_copy(update={"bq_endpoint": emulator.endpoint})
+        progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=console, transient=True,
+        )
+        try:
+            with progress:
+                task = progress.add_task("demo", total=len(steps))
+                for name, fn in steps:
+                    progress.update(task, description=name)
+                    t0 = time.perf_counter()
+                    result = fn(ctx)
+                    result["seconds"] = round(time.perf_counter() - t0, 2)
+                    ctx.results[name] = result
+                    progress.advance(task)
+        finally:
+            if ctx.con is not None:
+                ctx.con.close()
+            ctx.bq_client.close()
+    summary = {
+        "ok": all(r.get("ok", True) for r in ctx.results.values()),
+        "home": str(settings.home),
+        "warehouse": str(settings.warehouse_path),
+        "seconds": round(time.perf_counter() - started, 2),
+        "steps": ctx.results,
+    }
+    _print_summary(console, summary)
+    return summary
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    table = Table(title="CBI Local demo summary")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("s", justify="right")
+    for name, result in summary["steps"].items():
+        shown = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("seconds", "drift_items", "ok"))
+        table.add_row(name, shown, f"{result['seconds']:.2f}")
+    console.print(table)
+    for item in summary["steps"].get("audit", {}).get("drift_items", []):
+        console.print(f"  [red]✗[/] {item}", soft_wrap=True, markup=False)
+    verdict = "[green]ok[/]" if summary["ok"] else "[red]drift found[/]"
+    console.print(f"{verdict} in {summary['seconds']:.1f}s. Next: `cbi tables --home {summary['home']}`.")

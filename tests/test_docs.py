@@ -1,0 +1,38 @@
+"""The README stays true: every CLI command is documented, CI runs the README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+
+from cbi_local.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def _command_paths(group, prefix=("cbi",)):
+    for name, cmd in getattr(group, "commands", {}).items():
+        path = prefix + (name,)
+        if getattr(cmd, "commands", None):
+            yield from _command_paths(cmd, path)
+        else:
+            yield " ".join(path)
+
+
+def test_every_cli_command_is_documented_in_the_readme():
+    commands = list(_command_paths(typer.main.get_command(app)))
+    assert "cbi init" in commands
+    missing = [c for c in commands if f"`{c}" not in README]
+    assert missing == []
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    blocks = re.findall(r"^    (\./scripts/setup && .+)$", README, re.M)
+    assert len(blocks) >= 2, "the README's first two commands are set-up + demo and set-up + tests"
+    demo, tests = blocks[0], blocks[1]
+    assert demo.endswith("cbi demo") and "pytest" in tests
+    ci = (REPO / ".ci" / "run").read_text()
+    assert tests in ci.splitlines()
