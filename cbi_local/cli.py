@@ -41,7 +41,7 @@ def emit_json(payload: Any) -> None:
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -152,6 +152,123 @@ def audit(
 
 
 @app.command()
+def health(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    table: Annotated[list[str] | None, typer.Option("--table", help="Only this dataset.table (repeatable).")] = None,
+) -> None:
+    """Run every contract's quality rules (one pass per table); record them; exit 1 on any failure."""
+    from . import health as health_mod
+
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path) as con:
+            results = health_mod.run_health(con, table or None)
+    except (warehouse.WarehouseError, KeyError) as exc:
+        fail(str(exc))
+    failed = health_mod.failures(results)
+    if as_json:
+        emit_json({"ok": not failed, "checks": len(results), "results": [r.as_dict() for r in results]})
+    else:
+        warned = sum(r.status == "warn" for r in results)
+        console.print(f"health: {len(results)} checks, {len(failed)} failed, {warned} warnings")
+        for r in results:
+            if r.status == "pass":
+                continue
+            mark = "[red]✗ fail[/]" if r.status == "fail" else "[yellow]! warn[/]"
+            measured = "" if r.measured_value is None else f" (measured {r.measured_value:g}, want {r.threshold})"
+            console.print(f"  {mark} {r.table} {r.rule}: {escape(r.message)}{escape(measured)}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+quarantine_app = typer.Typer(help="Rows that broke a rule: list, show, release after a fix, or drop (never deleted).", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+IdsArg = Annotated[list[str] | None, typer.Argument(help="Quarantine ids.")]
+RuleOpt = Annotated[str | None, typer.Option("--rule", help="All held rows that broke this rule.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="All held rows of this dataset.table.")]
+BatchOpt = Annotated[str | None, typer.Option("--batch", help="All held rows of this batch.")]
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    status: Annotated[str, typer.Option("--status", help="held, released, dropped, superseded or all.")] = "held",
+) -> None:
+    """Quarantined rows grouped by table, rule and status."""
+    from . import quarantine as q
+
+    s = settings(home)
+    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+        rows = q.summary(con, None if status == "all" else status)
+    if as_json:
+        emit_json(rows)
+        return
+    t = Table(title=f"Quarantine ({status})")
+    for col in ("table", "rule", "status", "rows", "files", "example"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["table"]), r["rule"], r["status"], f"{r['rows']:,}", str(r["files"]), escape(str(r["example"])[:120]))
+    console.print(t)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: str, home: HomeOpt = None) -> None:
+    """One quarantined row with its rule, reason and full payload (always JSON)."""
+    from . import quarantine as q
+
+    s = settings(home)
+    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+        try:
+            emit_json(q.show(con, quarantine_id))
+        except KeyError as exc:
+            fail(str(exc))
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    ids: IdsArg = None, rule: RuleOpt = None, table: TableOpt = None, batch: BatchOpt = None,
+    home: HomeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Re-load held rows after a fix; they pass the same rules again (failures return to the quarantine)."""
+    from . import quarantine as q
+
+    s = settings(home)
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        try:
+            report = q.release(con, ids, rule, table, batch)
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        emit_json(report.__dict__)
+    else:
+        console.print(
+            f"released {report.released}: loaded {report.loaded}, duplicates {report.duplicates}, "
+            f"quarantined again {report.requarantined} (batch {report.batch_id})"
+        )
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(
+    ids: IdsArg = None, rule: RuleOpt = None, table: TableOpt = None, batch: BatchOpt = None,
+    home: HomeOpt = None, yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Mark held rows as dropped (kept for the record, never loaded, never deleted)."""
+    from . import quarantine as q
+
+    if not yes and not typer.confirm("Mark the selected rows as dropped?"):
+        raise typer.Exit(1)
+    s = settings(home)
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        try:
+            n = q.drop(con, ids, rule, table, batch)
+        except ValueError as exc:
+            fail(str(exc))
+    console.print(f"dropped {n} rows")
+
+
+@app.command()
 def demo(
     home: Annotated[
         Path | None, typer.Option("--home", help="Demo warehouse home (default: $CBI_HOME/demo or ~/.cbi/demo).")
@@ -171,6 +288,10 @@ def demo(
         emit_json(summary)
     if not summary["ok"]:
         raise typer.Exit(1)
+
+
+
+from . import cli_ingest  # noqa: E402,F401  (registers ingest, migrate-legacy, build-continuous)
 
 
 def main() -> None:

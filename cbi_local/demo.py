@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import audit, warehouse
+from . import audit, health, pipeline, warehouse
 from .config import Settings
 
 SAMPLE_PARTS = ("databento/GLBX.MDP3", "fred", "legacy_bq", "registry")
@@ -51,6 +51,41 @@ def init_warehouse(ctx: DemoContext) -> dict[str, Any]:
     return {"created_tables": len(report.created_tables), "added_columns": len(report.added_columns)}
 
 
+def _batch_counts(report: dict[str, Any]) -> dict[str, Any]:
+    t = report["batch"]["totals"]
+    return {
+        "files": len(report["batch"]["files"]),
+        "unchanged": len(report["batch"]["unchanged_files"]),
+        **{k.removeprefix("rows_"): v for k, v in t.items()},
+        "ok": report["ok"],
+    }
+
+
+def ingest_samples(ctx: DemoContext) -> dict[str, Any]:
+    root = ctx.settings.sample_data
+    report = pipeline.ingest_paths(ctx.con, [root / "databento" / "GLBX.MDP3", root / "fred", root / "registry"])
+    return _batch_counts(report)
+
+
+def migrate_legacy(ctx: DemoContext) -> dict[str, Any]:
+    report = pipeline.migrate_legacy_dir(ctx.con, ctx.settings.sample_data / "legacy_bq")
+    out = _batch_counts(report)
+    out["defects_by_rule"] = {rule: d["rows"] for rule, d in sorted(report["defects_by_rule"].items())}
+    return out
+
+
+def health_checks(ctx: DemoContext) -> dict[str, Any]:
+    results = health.run_health(ctx.con)
+    failed = health.failures(results)
+    return {
+        "checks": len(results),
+        "failed": len(failed),
+        "warnings": sum(r.status == "warn" for r in results),
+        "failed_items": [f"{r.table} {r.rule}: {r.message}" for r in failed],
+        "ok": not failed,
+    }
+
+
 def bigquery_layout(ctx: DemoContext) -> dict[str, Any]:
     from sync.bigquery.layout import ensure_layout
 
@@ -71,6 +106,9 @@ Step = tuple[str, Callable[[DemoContext], dict[str, Any]]]
 PIPELINE: list[Step] = [
     ("sample data", check_sample_data),
     ("warehouse", init_warehouse),
+    ("ingest", ingest_samples),
+    ("legacy migration", migrate_legacy),
+    ("health", health_checks),
     ("bigquery layout", bigquery_layout),
     ("audit", audit_both),
 ]
@@ -123,10 +161,16 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table.add_column("result")
     table.add_column("s", justify="right")
     for name, result in summary["steps"].items():
-        shown = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("seconds", "drift_items", "ok"))
+        shown = ", ".join(
+            f"{k}={v}" for k, v in result.items() if k not in ("seconds", "drift_items", "failed_items", "ok", "defects_by_rule")
+        )
         table.add_row(name, shown, f"{result['seconds']:.2f}")
     console.print(table)
-    for item in summary["steps"].get("audit", {}).get("drift_items", []):
-        console.print(f"  [red]✗[/] {item}", soft_wrap=True, markup=False)
-    verdict = "[green]ok[/]" if summary["ok"] else "[red]drift found[/]"
+    defects = summary["steps"].get("legacy migration", {}).get("defects_by_rule", {})
+    if defects:
+        console.print("legacy defects caught, by rule: " + ", ".join(f"{k} {v:,}" for k, v in defects.items()), soft_wrap=True)
+    for item in summary["steps"].get("health", {}).get("failed_items", []) + summary["steps"].get("audit", {}).get("drift_items", []):
+        console.print(f"  ✗ {item}", soft_wrap=True, markup=False)
+    bad = [name for name, r in summary["steps"].items() if not r.get("ok", True)]
+    verdict = "[green]ok[/]" if summary["ok"] else f"[red]problems in: {', '.join(bad)}[/]"
     console.print(f"{verdict} in {summary['seconds']:.1f}s. Next: `cbi tables --home {summary['home']}`.")

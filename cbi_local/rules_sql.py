@@ -24,6 +24,7 @@ class RowCheck:
     rule: str
     condition: str
     reason: str
+    columns: str = ""
 
 
 def _ref(path: str) -> str:
@@ -45,24 +46,27 @@ def row_checks(contract: Contract) -> list[RowCheck]:
     required = [c.name for c in contract.columns if c.mode == "REQUIRED" and c.name not in LOADER_FILLED]
     declared = [col for r in contract.rules_of("not_null") for col in r.columns if col not in LOADER_FILLED]
     for col in dict.fromkeys(list(contract.primary_key) + required + declared):
-        checks.append(RowCheck("not_null", f"{_ref(col)} IS NULL", _lit(f"{col} is missing")))
+        checks.append(RowCheck("not_null", f"{_ref(col)} IS NULL", _lit(f"{col} is missing"), col))
     for r in contract.rules_of("ohlc_sane"):
         o, h, lo, c = (_ref(x) for x in r.columns)
         prices = (o, h, lo, c)
         bad_price = " OR ".join(f"({p} IS NOT NULL AND (NOT isfinite({p}) OR {p} <= 0))" for p in prices)
         # NULL comparisons yield NULL (not true): missing prices are not_null's business.
-        bad_order = f"NOT ({lo} <= {o} AND {lo} <= {c} AND {o} <= {h} AND {c} <= {h} AND {lo} <= {h})"
+        in_range = [f"{lo} <= {o}", f"{o} <= {h}", f"{lo} <= {h}"]
+        if not r.param("close_may_be_settlement"):
+            in_range += [f"{lo} <= {c}", f"{c} <= {h}"]
+        bad_order = f"NOT ({' AND '.join(in_range)})"
         shown = " || ' '  || ".join(f"'{n}=' || {_show(n)}" for n in r.columns)
-        checks.append(RowCheck("ohlc_sane", f"({bad_price}) OR coalesce({bad_order}, false)", shown))
+        checks.append(RowCheck("ohlc_sane", f"({bad_price}) OR coalesce({bad_order}, false)", shown, ",".join(r.columns)))
     for r in contract.rules_of("positive"):
         for col in r.columns:
             ref = _ref(col)
             checks.append(
-                RowCheck("positive", f"{ref} IS NOT NULL AND (NOT isfinite({ref}) OR {ref} <= 0)", f"'{col}=' || {_show(col)} || ' is not > 0'")
+                RowCheck("positive", f"{ref} IS NOT NULL AND (NOT isfinite({ref}) OR {ref} <= 0)", f"'{col}=' || {_show(col)} || ' is not > 0'", col)
             )
     for r in contract.rules_of("non_negative"):
         for col in r.columns:
-            checks.append(RowCheck("non_negative", f"{_ref(col)} < 0", f"'{col}=' || {_show(col)} || ' is negative'"))
+            checks.append(RowCheck("non_negative", f"{_ref(col)} < 0", f"'{col}=' || {_show(col)} || ' is negative'", col))
     for r in contract.rules_of("value_range"):
         col = r.columns[0]
         lo, hi = r.param("low"), r.param("high")
@@ -71,13 +75,14 @@ def row_checks(contract: Contract) -> list[RowCheck]:
                 "value_range",
                 f"{_ref(col)} NOT BETWEEN {lo} AND {hi}",
                 f"'{col}=' || {_show(col)} || ' outside [{lo}, {hi}]'",
+                col,
             )
         )
     for r in contract.rules_of("forbidden_values"):
         col = r.columns[0]
         values = ", ".join(_lit(v) for v in r.param("values"))
         checks.append(
-            RowCheck("forbidden_values", f"{_ref(col)} IN ({values})", f"'{col}=' || {_show(col)} || ' is a placeholder value'")
+            RowCheck("forbidden_values", f"{_ref(col)} IN ({values})", f"'{col}=' || {_show(col)} || ' is a placeholder value'", col)
         )
     for r in contract.rules_of("no_spreads"):
         col = r.columns[0]
@@ -86,6 +91,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
                 "no_spreads",
                 f"contains({_ref(col)}, '-')",
                 f"'calendar spread ' || {_show(col)} || ' never reaches a price table'",
+                col,
             )
         )
     for r in contract.rules_of("source_hierarchy"):
@@ -99,6 +105,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
                 "source_hierarchy",
                 f"NOT coalesce({allowed}, false)",
                 f"'source ' || {_show(col)} || ' is not allowed here (allowed: {names}, within their declared ranges)'",
+                col,
             )
         )
     return checks

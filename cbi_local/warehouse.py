@@ -24,9 +24,10 @@ class WarehouseError(RuntimeError):
     pass
 
 
-def connect(path: Path, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse. DuckDB allows one writer process; readers retry briefly on a lock."""
-    if read_only and not path.exists():
+def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (only `init` creates one). DuckDB allows one writer process; both
+    readers and writers retry briefly while another process holds the lock."""
+    if not create and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: run `cbi init --home {path.parent}` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     delay = 0.05
@@ -42,8 +43,8 @@ def connect(path: Path, read_only: bool = False, retries: int = 20) -> duckdb.Du
 
 
 @contextlib.contextmanager
-def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = connect(path, read_only=read_only)
+def open_warehouse(path: Path, read_only: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only, create=create)
     try:
         yield con
     finally:
@@ -95,7 +96,7 @@ def _add_missing_struct_fields(
 def init(path: Path) -> InitReport:
     """Create or migrate the warehouse at `path` (idempotent)."""
     report = InitReport(path)
-    with open_warehouse(path) as con:
+    with open_warehouse(path, create=True) as con:
         con.execute("BEGIN")
         schemas = {r[0] for r in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
         for dataset in dc.DATASETS:

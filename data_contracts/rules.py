@@ -24,9 +24,12 @@ def unique_key() -> Rule:
     return _rule("unique_key")
 
 
-def ohlc_sane(open_: str = "open", high: str = "high", low: str = "low", close: str = "close") -> Rule:
-    """low <= open, close <= high and every price > 0."""
-    return _rule("ohlc_sane", (open_, high, low, close))
+def ohlc_sane(
+    open_: str = "open", high: str = "high", low: str = "low", close: str = "close", close_may_be_settlement: bool = False
+) -> Rule:
+    """low <= open, close <= high and every price > 0. Where a source reports the settlement price as
+    its close (Yahoo futures), the close may lie outside the traded range; say so explicitly."""
+    return _rule("ohlc_sane", (open_, high, low, close), close_may_be_settlement=close_may_be_settlement)
 
 
 def positive(*columns: str) -> Rule:
@@ -82,3 +85,27 @@ def freshness(column: str, max_age_days: int) -> Rule:
 def no_spreads(column: str) -> Rule:
     """Calendar spreads (symbols like ZLF6-ZLH6) never reach a price table."""
     return _rule("no_spreads", (column,))
+
+
+# --- rule kinds the legacy migration added (cbi_local/ingest/legacy.py declares where each applies) ---
+
+
+def daily_grain(column: str) -> Rule:
+    """A daily table holds dates: a time of day other than midnight (UTC) marks an intraday snapshot, never a session bar."""
+    return _rule("daily_grain", (column,))
+
+
+def canonical_symbol(column: str) -> Rule:
+    """One series, one symbol: declared aliases (^GSPC/SPX, DX-Y.NYB/DXY) map to one symbol; an undeclared one is rejected."""
+    return _rule("canonical_symbol", (column,))
+
+
+def lossless_prices(*columns: str) -> Rule:
+    """Prices keep their decimals: a price column stored as an integer was truncated (92 for 91.85) and is not loaded as a price."""
+    return _rule("lossless_prices", columns)
+
+
+def plausible_unit(column: str, p95_low: float, p95_high: float, by: str) -> Rule:
+    """Per series (`by`), the 95th percentile of `column` lies in [p95_low, p95_high] of the declared unit;
+    outside it the series is in another unit (degrees F) or mis-scaled, and is never loaded as if it were right."""
+    return _rule("plausible_unit", (column,), p95_low=p95_low, p95_high=p95_high, by=by)

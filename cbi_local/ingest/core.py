@@ -14,6 +14,8 @@ counts = run.stage(contract, rel, files=todo)
     #   record_number BIGINT (1-based line/record number within that file)
     #   optional _rule VARCHAR, _reason VARCHAR: set on rows the READER already knows are bad
     #     (parse_error, wrong_rtype, spread, undecodable symbol ...); those go to monitoring.quarantine with the reason
+    #   optional _duplicate BOOLEAN: rows the reader already resolved as duplicates (e.g. a lower-precedence
+    #     source's copy of a kept row, logged to monitoring.dedup_conflicts); counted as duplicates, never loaded
     # The core fills lineage (source is passed per row in a `source` column or defaults to contract.sources[0].name;
     # file_sha256, batch_id, ingested_at), runs the contract's row-level rules (not_null, ohlc_sane, positive,
     # non_negative, value_range, no_spreads, source_hierarchy, forbidden_values) as SQL, quarantines violators with
@@ -21,6 +23,7 @@ counts = run.stage(contract, rel, files=todo)
     # quarantines same-key-different-values rows (rule unique_key), inserts the rest — all set-based in DuckDB.
     # Returns {source_file: FileCounts(rows_read, rows_loaded, rows_quarantined, rows_duplicate)}.
 run.file_error(fid, rule="parse_error", reason="...")   # a whole file that cannot be read at all: recorded, quarantined, batch goes on
+run.file_skipped(fid, reason="...")   # a valid file no contract holds (e.g. Databento trades): recorded, not an error
 summary = run.finish()   # records ops.file_manifest rows, closes the batch as 'validated'; summary.as_dict() has per-file
                          # and total counts with rows_read == rows_loaded + rows_quarantined + rows_duplicate
 
@@ -44,7 +47,7 @@ from data_contracts.to_duckdb import column_type, quote, table_ref
 
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
 
-BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason")
+BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason", "_duplicate")
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ class IngestRun:
         reader_reason = "i._reason" if "_reason" in in_cols else "CAST(NULL AS VARCHAR)"
         cast_rule = "CASE " + " ".join(f"WHEN {c} THEN 'bad_type'" for c, _ in cast_checks) + " END" if cast_checks else "NULL"
         cast_reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in cast_checks) + " END" if cast_checks else "NULL"
+        pre_dup = "coalesce(i._duplicate, false)" if "_duplicate" in in_cols else "false"
         con.execute(
             f"""
             CREATE TEMP TABLE _cbi_stage AS
@@ -255,6 +259,7 @@ class IngestRun:
                    i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
                    coalesce({reader_rule}, {cast_rule}) AS _rule,
                    coalesce({reader_reason}, {cast_reason}) AS _reason,
+                   {pre_dup} AS _pre_dup,
                    to_json(i) AS _payload
             FROM _cbi_in i
             """
@@ -276,11 +281,11 @@ class IngestRun:
             CREATE OR REPLACE TEMP TABLE _cbi_stage AS
             SELECT *,
                    {row_hash.format(a="")} AS _hash,
-                   CASE WHEN _rule IS NULL THEN row_number() OVER w END AS _rn,
-                   CASE WHEN _rule IS NULL THEN first_value({row_hash.format(a="")}) OVER w END AS _first_hash,
-                   CASE WHEN _rule IS NULL THEN first_value(source_file || ':' || record_number) OVER w END AS _first_at
+                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN row_number() OVER w END AS _rn,
+                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN first_value({row_hash.format(a="")}) OVER w END AS _first_hash,
+                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN first_value(source_file || ':' || record_number) OVER w END AS _first_at
             FROM _cbi_stage
-            WINDOW w AS (PARTITION BY (_rule IS NULL), {pk_list} ORDER BY source_file, record_number)
+            WINDOW w AS (PARTITION BY (_rule IS NULL AND NOT _pre_dup), {pk_list} ORDER BY source_file, record_number)
             """
         )
         con.execute(
@@ -291,7 +296,7 @@ class IngestRun:
             """
         )
         con.execute("ALTER TABLE _cbi_stage ADD COLUMN _dup BOOLEAN DEFAULT false")
-        con.execute("UPDATE _cbi_stage SET _dup = true WHERE _rule IS NULL AND _rn > 1")
+        con.execute("UPDATE _cbi_stage SET _dup = true WHERE _rule IS NULL AND (_pre_dup OR _rn > 1)")
 
         # Only the key range being loaded is read back from the target (zone maps prune the rest).
         prune = ""
@@ -390,21 +395,31 @@ class IngestRun:
             [_now(), self.batch_id, table, path, fid.sha256, rule, f"{path}: {rule}: {reason}"],
         )
 
+    def file_skipped(self, fid: FileIdentity, reason: str) -> None:
+        """A file that is valid but not for this warehouse (e.g. a Databento schema no contract
+        holds): recorded in the manifest with the reason, no rows read, not an error."""
+        path = str(fid.path)
+        self.files[path] = fid
+        counts = self.counts.setdefault(path, FileCounts())
+        counts.status, counts.error = "skipped", reason
+
     # -- closing --------------------------------------------------------------------------
-    def finish(self) -> RunSummary:
+    def finish(self, record_manifest: bool = True) -> RunSummary:
+        """Close the batch. `record_manifest=False` is for runs that re-load rows of files already
+        in the manifest (quarantine release), whose accounting the caller adjusts instead."""
         con = self.con
         now = _now()
         rows = []
         for path, c in self.counts.items():
             f = self.files[path]
-            status = c.status if c.status == "error" else ("replaced" if path in self._changed else "loaded")
+            status = c.status if c.status in ("error", "skipped") else ("replaced" if path in self._changed else "loaded")
             c.status = status
             rows.append(
                 [path, f.sha256, f.size_bytes, f.mtime, f.record_schema, f.encoding, c.table, c.rows_read,
                  c.rows_loaded, c.rows_quarantined, c.rows_duplicate, self.batch_id, now, status, c.error]
             )
         con.execute("BEGIN")
-        if rows:
+        if rows and record_manifest:
             con.execute("DELETE FROM ops.file_manifest WHERE path IN (SELECT unnest(?))", [[r[0] for r in rows]])
             names = ["path", "file_sha256", "size_bytes", "file_mtime", "record_schema", "encoding", "table_name",
                      "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "batch_id", "ingested_at",

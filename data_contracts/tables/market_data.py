@@ -103,13 +103,45 @@ yahoo_historical = Contract(
     clustering=("symbol",),
     sources=(YAHOO,),
     rules=(
-        r.not_null("date", "symbol", "close"),
+        # source_name is the legacy provenance kept for audit: a row without it has none.
+        r.not_null("date", "symbol", "close", "source_name"),
         r.unique_key(),
-        r.ohlc_sane(),
+        # Yahoo's futures close is the settlement price: on thin days it lies outside the traded
+        # high/low (5,478 legacy rows before 2011). Real, so declared; the canonical continuous table
+        # stays strict (its Yahoo stitch withholds open/high/low on such days).
+        r.ohlc_sane(close_may_be_settlement=True),
         r.non_negative("volume"),
         r.not_single_timestamp("date"),
         r.source_hierarchy("source"),
     ),
 )
 
-CONTRACTS = (ohlcv_1s, ohlcv_1m, ohlcv_1h, ohlcv_1d, statistics, futures_continuous_1d, yahoo_historical)
+# The legacy market_data.hourly_prices is not hourly bars: it is Yahoo quote snapshots (a price and
+# the volume so far, taken whenever a cron job ran, 2025-10-30..11-04). It keeps its own research
+# table so the rows stay queryable without posing as bars; never canonical, never pushed.
+yahoo_quote_snapshots = Contract(
+    dataset="market_data",
+    table="yahoo_quote_snapshots",
+    description=(
+        "Intraday Yahoo quote snapshots (price and volume at the moment the legacy job ran), migrated from "
+        "the legacy market_data.hourly_prices. Research only: not bars, never canonical, never pushed."
+    ),
+    columns=(
+        c.ts_event.required(), c.symbol.required(), c.source_symbol, c.price, c.volume, c.source_name,
+        c.legacy_table, *c.LINEAGE,
+    ),
+    primary_key=("symbol", "ts_event"),
+    # A few hundred rows over five days: no partitioning needed (and none to outgrow).
+    clustering=("symbol",),
+    sources=(YAHOO,),
+    rules=(
+        r.not_null("ts_event", "symbol", "price", "source_name"),
+        r.unique_key(),
+        r.positive("price"),
+        r.non_negative("volume"),
+        r.source_hierarchy("source"),
+    ),
+    sync="local",
+)
+
+CONTRACTS = (ohlcv_1s, ohlcv_1m, ohlcv_1h, ohlcv_1d, statistics, futures_continuous_1d, yahoo_historical, yahoo_quote_snapshots)

@@ -56,7 +56,11 @@ cftc_cot = Contract(
         r.not_null("report_date", "contract_code", "open_interest"),
         r.unique_key(),
         r.non_negative("managed_money_long", "managed_money_short", "commercial_long", "commercial_short", "open_interest"),
-        r.no_placeholders("managed_money_long", "managed_money_short", "commercial_long", "commercial_short"),
+        # The legacy export carried managed_money_* as all-zero placeholders: nets are checked too.
+        r.no_placeholders(
+            "managed_money_long", "managed_money_short", "managed_money_net",
+            "commercial_long", "commercial_short", "commercial_net",
+        ),
         r.freshness("report_date", max_age_days=14),
     ),
     sync="pull",

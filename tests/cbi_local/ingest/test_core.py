@@ -169,3 +169,16 @@ def test_a_file_that_cannot_be_read_is_recorded_not_lost(con, tmp_path: Path):
     row = con.execute("SELECT status, error FROM ops.file_manifest").fetchone()
     assert row == ("error", "encoding: not UTF-8 at byte 0")
     assert con.execute("SELECT rule FROM monitoring.quarantine").fetchone() == ("encoding",)
+
+
+def test_a_file_no_contract_holds_is_recorded_as_skipped(con, sample_data: Path):
+    fid = identify(sample_data / "databento" / "GLBX.MDP3" / "test_data.trades.dbn.zst", "trades", "dbn")
+    run = IngestRun(con)
+    run.plan([fid])
+    run.file_skipped(fid, "schema trades has no warehouse table")
+    summary = run.finish().as_dict()
+    assert summary["files"][str(fid.path)]["status"] == "skipped" and summary["balanced"]
+    assert con.execute("SELECT status, error FROM ops.file_manifest").fetchall() == [("skipped", "schema trades has no warehouse table")]
+    assert con.execute("SELECT COUNT(*) FROM monitoring.quarantine").fetchall()[0][0] == 0
+    # Skipped once, skipped for good: an unchanged file is not looked at again.
+    assert IngestRun(con).plan([fid]) == ([], [fid])

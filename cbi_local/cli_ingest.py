@@ -1,0 +1,119 @@
+"""`cbi ingest`, `cbi migrate-legacy`, `cbi build-continuous` (registered on the main app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.status import Status
+
+from . import pipeline, warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
+from .config import settings
+from .ingest.detect import UnknownInput
+
+
+def _print_batch(report: dict[str, Any]) -> None:
+    batch = report["batch"]
+    t = batch["totals"]
+    console.print(
+        f"batch {batch['batch_id']} ({batch['status']}): {len(batch['files'])} files loaded, "
+        f"{len(batch['unchanged_files'])} unchanged; rows read {t['rows_read']:,} = loaded {t['rows_loaded']:,} "
+        f"+ quarantined {t['rows_quarantined']:,} + duplicates {t['rows_duplicate']:,}"
+        + ("" if batch["balanced"] else " [red](UNBALANCED)[/]"),
+        soft_wrap=True,
+    )
+    for path, c in batch["files"].items():
+        if c["status"] == "error":
+            console.print(f"  [red]✗[/] {escape(path)}: {escape(str(c['error']))}", soft_wrap=True)
+        elif c["rows_quarantined"]:
+            console.print(
+                f"  [yellow]![/] {escape(path)}: {c['rows_quarantined']:,} of {c['rows_read']:,} rows quarantined "
+                f"(`cbi quarantine list`)",
+                soft_wrap=True,
+            )
+    gate = report.get("gate")
+    if gate and gate["failed"]:
+        console.print(f"  [red]✗ health gate failed[/]: {gate['failed']}; {gate['rows_quarantined']:,} rows held back")
+    cont = report.get("continuous")
+    if cont:
+        console.print(f"  continuous series rebuilt: +{cont['inserted']} -{cont['deleted']} rows, {len(cont['rolls'])} rolls")
+
+
+def _run(home: Path | None, as_json: bool, step) -> None:
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path) as con, Status("starting", console=err) as status:
+            report = step(con, lambda msg: status.update(f"loading {msg}"))
+    except (warehouse.WarehouseError, UnknownInput, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report)
+    else:
+        _print_batch(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Databento files/folders, FRED CSVs/folders, the registry folder.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load Databento downloads, FRED series and the regime registry; idempotent, every row accounted."""
+    _run(home, as_json, lambda con, say: pipeline.ingest_paths(con, [p.expanduser() for p in paths], say))
+
+
+@app.command("migrate-legacy")
+def migrate_legacy(
+    legacy_dir: Annotated[Path, typer.Argument(help="Folder of legacy exports named dataset.table.parquet.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Migrate the legacy BigQuery exports: source precedence, dedup log, defects reported by rule."""
+
+    def step(con, say):
+        if not legacy_dir.is_dir():
+            raise FileNotFoundError(f"{legacy_dir}: not a folder of legacy exports")
+        return pipeline.migrate_legacy_dir(con, legacy_dir.expanduser(), say)
+
+    s = settings(home)
+    if as_json:
+        _run(home, True, step)
+        return
+    try:
+        with warehouse.open_warehouse(s.warehouse_path) as con:
+            report = step(con, None)
+    except (warehouse.WarehouseError, FileNotFoundError) as exc:
+        fail(str(exc))
+    _print_batch(report)
+    console.print("defects by rule:")
+    for rule, d in sorted(report["defects_by_rule"].items()):
+        console.print(f"  {rule}: {d['rows']:,} rows in {', '.join(d['tables'])}", soft_wrap=True)
+    console.print(f"dedup conflicts logged: {report['dedup_conflicts']:,} (monitoring.dedup_conflicts)")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command("build-continuous")
+def build_continuous_cmd(
+    root: Annotated[list[str] | None, typer.Option("--root", help="Only this root (repeatable).")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild market_data.futures_continuous_1d (volume roll, CME trade dates, ZL Yahoo stitch)."""
+    from .continuous import build_continuous
+
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path) as con:
+            report = build_continuous(con, root or None)
+    except (warehouse.WarehouseError, KeyError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        console.print(report.summary(), soft_wrap=True, markup=False)

@@ -1,0 +1,97 @@
+"""The steps every entry point shares (CLI, demo, and later `cbi run` and the daemon).
+
+A step opens one batch, loads through the ingest core, closes the batch, runs the health
+gate over the batch's rows (a blocking failure quarantines the batch: it is never pushed),
+and rebuilds the continuous series when its inputs changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from . import health
+from .continuous import build_continuous
+from .ingest import detect
+from .ingest.core import IngestRun, RunSummary
+
+CONTINUOUS_INPUTS = {
+    "market_data.databento_futures_ohlcv_1h",
+    "market_data.databento_futures_ohlcv_1d",
+    "market_data.yahoo_historical",
+}
+
+Progress = Callable[[str], None]
+
+
+def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any]) -> dict[str, Any]:
+    summary: RunSummary = run.finish()
+    report["batch"] = summary.as_dict()
+    report["gate"] = health.validate_batch(con, summary.batch_id) if summary.status == "validated" else None
+    gate_ok = not (report["gate"] and report["gate"]["failed"])
+    if gate_ok and CONTINUOUS_INPUTS & set(summary.tables):
+        cont = build_continuous(con, batch_id=summary.batch_id)
+        report["continuous"] = cont.as_dict()
+        if cont.changed:
+            con.execute(
+                "UPDATE ops.batches SET table_names = list_distinct(list_append(table_names, ?)) WHERE batch_id = ?",
+                ["market_data.futures_continuous_1d", summary.batch_id],
+            )
+    errors = {p: c["error"] for p, c in report["batch"]["files"].items() if c["status"] == "error"}
+    report["file_errors"] = errors
+    report["ok"] = gate_ok and not errors and report["batch"]["balanced"]
+    return report
+
+
+def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Progress | None = None) -> dict[str, Any]:
+    """Load Databento downloads, FRED series and the regime registry; `paths` are detected per kind."""
+    say = progress or (lambda _m: None)
+    groups = detect.group_by_kind(paths)
+    if "legacy" in groups:
+        raise detect.UnknownInput(
+            f"{', '.join(map(str, groups['legacy']))}: legacy BigQuery exports load with `cbi migrate-legacy DIR`"
+        )
+    run = IngestRun(con, kind="ingest")
+    report: dict[str, Any] = {"kinds": {k: [str(p) for p in v] for k, v in groups.items()}}
+    if "databento" in groups:
+        from .ingest.databento import ingest_databento
+
+        say("databento")
+        ingest_databento(con, groups["databento"], run, say)
+    if "fred" in groups:
+        from .ingest.fred import ingest_fred
+
+        say("fred")
+        ingest_fred(con, groups["fred"], run)
+    for path in groups.get("registry", []):
+        from .ingest.registry import ingest_registry
+
+        say("regime registry")
+        reg = ingest_registry(con, path if path.is_dir() else path.parent, run)
+        report.setdefault("registry", []).append(
+            {
+                "status": reg.status,
+                "regimes": reg.regimes,
+                "calendar": [reg.calendar_start, reg.calendar_end, reg.calendar_days],
+                "calendar_vs_legacy": reg.calendar_vs_legacy,
+            }
+        )
+    return _close(con, run, report)
+
+
+def migrate_legacy_dir(con: duckdb.DuckDBPyConnection, legacy_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
+    from .ingest.legacy import migrate_legacy
+
+    (progress or (lambda _m: None))("legacy migration")
+    run = IngestRun(con, kind="migrate")
+    migration = migrate_legacy(con, legacy_dir, run)
+    report: dict[str, Any] = {
+        "defects_by_rule": migration.by_rule(),
+        "defects": [d.__dict__ for d in migration.defects],
+        "dedup_conflicts": migration.dedup_conflicts,
+        "unmapped": migration.unmapped,
+    }
+    return _close(con, run, report)

@@ -1,0 +1,63 @@
+"""`cbi ingest` / `cbi migrate-legacy` / `cbi build-continuous` end to end on the real sample data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cbi_local import warehouse
+from cbi_local.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    assert runner.invoke(app, ["init", "--home", str(tmp_path)]).exit_code == 0
+    return tmp_path
+
+
+def _json(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, [*args, "--json"])
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def test_migrate_legacy_reports_defects_and_keeps_yahoo_out_of_canonical_zl(home: Path, sample_data: Path):
+    code, report = _json("migrate-legacy", str(sample_data / "legacy_bq"), "--home", str(home))
+    assert code == 0, report
+    assert report["batch"]["balanced"] and report["ok"]
+    rules = set(report["defects_by_rule"])
+    assert {"source_hierarchy", "canonical_symbol", "not_null", "not_single_timestamp", "no_placeholders", "daily_grain"} <= rules
+    assert report["gate"]["failed"] == {}
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        zl = con.execute(
+            "SELECT min(date), max(date), COUNT(*) FILTER (WHERE source <> 'yahoo') FROM market_data.futures_continuous_1d WHERE root = 'ZL'"
+        ).fetchall()[0]
+        assert str(zl[0]).startswith("2000-11") and str(zl[1]) < "2010-06-06" and zl[2] == 0
+        batch = con.execute("SELECT status, table_names FROM ops.batches WHERE batch_id = ?", [report["batch"]["batch_id"]]).fetchall()[0]
+        assert batch[0] == "validated" and "market_data.futures_continuous_1d" in batch[1]
+    code, again = _json("migrate-legacy", str(sample_data / "legacy_bq"), "--home", str(home))
+    assert code == 0 and again["batch"]["status"] == "empty" and again["batch"]["totals"]["rows_read"] == 0
+
+
+def test_ingest_fred_and_registry_then_nothing_on_rerun(home: Path, sample_data: Path):
+    code, report = _json("ingest", str(sample_data / "fred"), str(sample_data / "registry"), "--home", str(home))
+    assert code == 0, report
+    assert set(report["kinds"]) == {"fred", "registry"}
+    assert report["registry"][0]["calendar"] == ["2000-01-01", "2025-12-31", 9497]
+    t = report["batch"]["totals"]
+    assert t["rows_read"] == t["rows_loaded"] > 80_000
+    code, again = _json("ingest", str(sample_data / "fred"), str(sample_data / "registry"), "--home", str(home))
+    assert code == 0 and again["batch"]["status"] == "empty"
+
+
+def test_ingest_names_what_it_cannot_read(home: Path, sample_data: Path, tmp_path: Path):
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello\n")
+    result = runner.invoke(app, ["ingest", str(odd), "--home", str(home)])
+    assert result.exit_code == 2 and "not recognised" in result.output and "notes.txt" in result.output
+    result = runner.invoke(app, ["ingest", str(sample_data / "legacy_bq"), "--home", str(home)])
+    assert result.exit_code == 2 and "cbi migrate-legacy" in result.output

@@ -1,0 +1,230 @@
+"""Health: each rule passes on real data and fails on a crafted bad input; exit codes; the batch gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import data_contracts as dc
+from cbi_local import health, quarantine, warehouse
+from cbi_local.cli import app
+from cbi_local.ingest.core import IngestRun, identify
+from data_contracts import columns as catalog
+
+LEGACY = "legacy_bq/forecasting_data_warehouse"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    warehouse.init(tmp_path / "warehouse.duckdb")
+    return tmp_path
+
+
+@pytest.fixture
+def con(home: Path):
+    c = warehouse.connect(home / "warehouse.duckdb")
+    yield c
+    c.close()
+
+
+def _verdicts(con, fqn: str, **kw) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for r in health.run_health(con, [fqn], **kw):
+        key = (r.rule, r.columns)
+        # several measures can share a key (one per sentinel): any failure wins
+        out[key] = "fail" if "fail" in (out.get(key), r.status) else r.status
+    return out
+
+
+def _load_real_yahoo_zl(con, sample_data: Path) -> None:
+    con.execute(
+        f"""
+        INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name, batch_id)
+        SELECT CAST("time" AS DATE), 'ZL', open, high, low, close, volume, 'yahoo', source_name, 'b-real'
+        FROM read_parquet('{sample_data / LEGACY}.soybean_oil_prices.parquet')
+        WHERE CAST("time" AS DATE) < DATE '2010-06-06'
+        QUALIFY row_number() OVER (PARTITION BY CAST("time" AS DATE) ORDER BY "time") = 1
+        """
+    )
+
+
+def test_real_yahoo_prices_pass_the_price_rules(con, sample_data):
+    _load_real_yahoo_zl(con, sample_data)
+    v = _verdicts(con, "market_data.yahoo_historical")
+    for key in [("ohlc_sane", "open,high,low,close"), ("non_negative", "volume"), ("unique_key", "symbol,date"),
+                ("not_single_timestamp", "date"), ("source_hierarchy", "source")]:
+        assert v[key] == "pass", key
+
+
+def test_crafted_bad_prices_fail_each_price_rule(con, sample_data):
+    _load_real_yahoo_zl(con, sample_data)
+    # Crafted rejects: an inverted bar, a negative volume, a duplicate key, a forbidden source.
+    con.execute(
+        """
+        INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name) VALUES
+          (DATE '2030-01-02', 'ZL', 50, 40, 45, 42, 10, 'yahoo', 'crafted'),
+          (DATE '2030-01-03', 'ZL', 50, 55, 45, 52, -1, 'yahoo', 'crafted'),
+          (DATE '2030-01-03', 'ZL', 50, 55, 45, 52, 1, 'yahoo', 'crafted'),
+          (DATE '2030-01-04', 'ZL', 50, 55, 45, 52, 1, 'databento', 'crafted')
+        """
+    )
+    results = {(r.rule, r.columns): r for r in health.run_health(con, ["market_data.yahoo_historical"])}
+    assert results[("ohlc_sane", "open,high,low,close")].status == "fail"
+    assert results[("ohlc_sane", "open,high,low,close")].sample[0]["date"] == "2030-01-02"
+    assert results[("non_negative", "volume")].measured_value == 1
+    assert results[("unique_key", "symbol,date")].sample == [{"key": {"symbol": "ZL", "date": "2030-01-03"}, "rows": 2}]
+    assert results[("source_hierarchy", "source")].status == "fail"
+
+
+def test_one_timestamp_shared_by_every_row_is_caught(con):
+    # Crafted: the shape of the legacy treasury_prices defect (1,961 rows, one timestamp).
+    con.execute(
+        """
+        INSERT INTO market_data.yahoo_historical (date, symbol, close, source, source_name)
+        SELECT DATE '2025-11-05', 'TNX' || i, 4.1, 'yahoo', 'crafted' FROM range(50) t(i)
+        """
+    )
+    assert _verdicts(con, "market_data.yahoo_historical")[("not_single_timestamp", "date")] == "fail"
+
+
+def test_placeholder_columns_are_caught_and_real_positions_pass(con, sample_data):
+    # Real CFTC rows: commercial positions vary (pass); managed-money columns are all zero in the
+    # legacy export (the known defect: fail).
+    con.execute(
+        f"""
+        INSERT INTO raw_intelligence.cftc_cot BY NAME
+        SELECT report_date, contract_code, CAST(managed_money_long AS BIGINT) AS managed_money_long,
+               CAST(commercial_long AS BIGINT) AS commercial_long, CAST(commercial_short AS BIGINT) AS commercial_short,
+               CAST(open_interest AS BIGINT) AS open_interest, 'cftc' AS source
+        FROM read_parquet('{sample_data / LEGACY}.cftc_cot.parquet')
+        QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
+        """
+    )
+    v = _verdicts(con, "raw_intelligence.cftc_cot")
+    assert v[("no_placeholders", "commercial_long")] == "pass"
+    assert v[("no_placeholders", "commercial_short")] == "pass"
+    assert v[("no_placeholders", "managed_money_long")] == "fail"
+
+
+def test_the_half_sentinel_is_caught_in_the_feature_matrix(con):
+    # Crafted: a 0.5 placeholder column, as the seeds loaded 1,404 such rows.
+    con.execute(
+        """
+        INSERT INTO features.daily_ml_matrix (date, symbol, matrix_source, market_data)
+        SELECT DATE '2020-01-01' + CAST(i AS INTEGER), 'ZL', 'canonical', {'close': 40 + i, 'volatility_21d': 0.5}
+        FROM range(30) t(i)
+        """
+    )
+    v = _verdicts(con, "features.daily_ml_matrix")
+    assert v[("no_placeholders", "market_data.volatility_21d")] == "fail"
+    assert v[("no_placeholders", "market_data.close")] == "pass"
+
+
+def test_regime_rules_range_diversity_and_allhistory(con, sample_data):
+    # Real registry weights (from the legacy calendar parquet) pass the range rule ...
+    con.execute(
+        f"""
+        INSERT INTO regimes.regime_calendar (date, regime_name, regime_weight, source)
+        SELECT CAST(date AS DATE), regime, training_weight, 'registry'
+        FROM read_parquet('{sample_data / "registry" / "regime_calendar.parquet"}')
+        """
+    )
+    v = _verdicts(con, "regimes.regime_calendar")
+    assert v[("value_range", "regime_weight")] == "pass"
+    assert v[("min_distinct", "regime_name")] == "pass"
+    assert v[("forbidden_values", "regime_name")] == "pass"
+    # ... crafted: a weight out of range and the 'allhistory' placeholder regime.
+    con.execute("UPDATE regimes.regime_calendar SET regime_weight = 1, regime_name = 'allhistory' WHERE date = DATE '2001-01-01'")
+    v = _verdicts(con, "regimes.regime_calendar")
+    assert v[("value_range", "regime_weight")] == "fail"
+    assert v[("forbidden_values", "regime_name")] == "fail"
+
+
+def test_too_few_regimes_fail_the_diversity_rule(con):
+    con.execute(
+        """
+        INSERT INTO regimes.regime_calendar (date, regime_name, regime_weight, source)
+        SELECT DATE '2020-01-01' + CAST(i AS INTEGER), 'r' || (i % 3), 100, 'registry' FROM range(90) t(i)
+        """
+    )
+    r = {x.rule: x for x in health.run_health(con, ["regimes.regime_calendar"])}["min_distinct"]
+    assert (r.status, r.measured_value) == ("fail", 3.0)
+
+
+def test_freshness_warns_on_stale_real_series(con, sample_data):
+    con.execute(
+        f"""
+        INSERT INTO raw_intelligence.fred_economic (series_id, date, value, source)
+        SELECT 'DGS10', date, value, 'fred' FROM read_csv('{sample_data / "fred" / "DGS10.csv"}', header = true)
+        """
+    )
+    last = con.execute("SELECT max(date) FROM raw_intelligence.fred_economic").fetchall()[0][0]
+    fresh = {r.rule: r for r in health.run_health(con, ["raw_intelligence.fred_economic"], today=last)}
+    assert fresh["freshness"].status == "pass"
+    stale = {r.rule: r for r in health.run_health(con, ["raw_intelligence.fred_economic"], today=date(2026, 11, 22))}
+    assert stale["freshness"].status == "warn" and stale["freshness"].severity == "warning"
+
+
+def test_target_naming():
+    matrix = dc.get("features.daily_ml_matrix")
+    assert health.target_naming_violations(matrix) == []
+    assert health.target_naming_violations(dc.get("market_data.databento_futures_ohlcv_1m")) == []  # bar size, not horizon
+    ok = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[1],))
+    assert health.target_naming_violations(ok) == []
+    # Crafted: a _1m table whose DDL says target_1w (the seeds' defect).
+    bad = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[0],))
+    assert health.target_naming_violations(bad) == [
+        "features.training_1m is a 1m table without target_1m",
+        "features.training_1m carries target_1w, another horizon's target",
+    ]
+
+
+def test_results_are_recorded_with_history_and_the_cli_exit_code(home, sample_data):
+    runner = CliRunner()
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
+        _load_real_yahoo_zl(c, sample_data)
+    ok = runner.invoke(app, ["health", "--home", str(home), "--table", "market_data.yahoo_historical", "--json"])
+    assert ok.exit_code == 0, ok.output
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
+        c.execute("UPDATE market_data.yahoo_historical SET high = low - 1 WHERE date = DATE '2005-03-01'")
+    bad = runner.invoke(app, ["health", "--home", str(home), "--table", "market_data.yahoo_historical"])
+    assert bad.exit_code == 1
+    assert "market_data.yahoo_historical ohlc_sane" in bad.output
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as c:
+        runs = c.execute("SELECT COUNT(DISTINCT checked_at), COUNT(*) FILTER (WHERE status = 'fail') FROM monitoring.health_checks").fetchall()[0]
+    assert runs[0] == 2 and runs[1] >= 1
+
+
+def test_a_batch_failing_a_blocking_rule_is_quarantined_and_can_be_released(con, tmp_path, sample_data):
+    # Real weights ingested as one batch whose rows then share a primary key (crafted duplicate file).
+    src = sample_data / "registry" / "regime_calendar.parquet"
+    fid = identify(src, "legacy_parquet", "parquet")
+    run = IngestRun(con)
+    run.plan([fid])
+    rel = con.sql(
+        f"SELECT CAST(date AS DATE) AS date, regime AS regime_name, training_weight AS regime_weight, "
+        f"'{fid.path}' AS source_file, row_number() OVER (ORDER BY date) AS record_number FROM read_parquet('{src}')"
+    )
+    run.stage(dc.get("regimes.regime_calendar"), rel, [fid])
+    batch = run.finish().batch_id
+    assert health.validate_batch(con, batch)["failed"] == {}
+    # Crafted: the batch's weights overwritten with a single value (zero variance is not a rule here,
+    # but the 'allhistory' placeholder is blocking).
+    con.execute("UPDATE regimes.regime_calendar SET regime_name = 'allhistory' WHERE batch_id = ?", [batch])
+    gate = health.validate_batch(con, batch)
+    assert gate["failed"] == {"regimes.regime_calendar": ["forbidden_values", "min_distinct"]}
+    assert gate["rows_quarantined"] == 9497
+    assert con.execute("SELECT COUNT(*) FROM regimes.regime_calendar").fetchall()[0][0] == 0
+    assert con.execute("SELECT status FROM ops.batches WHERE batch_id = ?", [batch]).fetchall()[0][0] == "failed_validation"
+    # Released without a fix, the rows go straight back to the quarantine: nothing bypasses the rules.
+    report = quarantine.release(con, batch=batch)
+    assert (report.released, report.loaded, report.requarantined) == (9497, 0, 9497)
+    held = quarantine.summary(con)
+    assert held == [{"table": "regimes.regime_calendar", "rule": "forbidden_values", "status": "held", "rows": 9497,
+                     "files": 1, "example": held[0]["example"]}]
+    assert "allhistory" in held[0]["example"]
