@@ -9,20 +9,11 @@ import duckdb
 import pytest
 
 import data_contracts as dc
-from cbi_local import warehouse
 from cbi_local.ingest.core import IngestRun, identify
 
 FRED = dc.get("raw_intelligence.fred_economic")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
 
-
-@pytest.fixture
-def con(tmp_path: Path):
-    path = tmp_path / "w.duckdb"
-    warehouse.init(path)
-    c = warehouse.connect(path)
-    yield c
-    c.close()
 
 
 def _fred_rel(con: duckdb.DuckDBPyConnection, files):
@@ -141,7 +132,7 @@ def test_ohlc_rules_reject_crafted_impossible_bars(con, tmp_path: Path):
     run = IngestRun(con)
     run.plan([fid])
     rel = con.sql(
-        f"""
+        """
         SELECT * FROM (VALUES
             (TIMESTAMPTZ '2020-12-28 00:00:00+00', 'ESH1', 'ES', 3702.75, 3697.25, 3707.0, 3705.75, 10, 1),
             (TIMESTAMPTZ '2020-12-28 01:00:00+00', 'ESH1', 'ES', 0.0, 3707.0, 3697.25, 3705.75, 10, 2),

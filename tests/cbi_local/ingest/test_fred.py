@@ -6,19 +6,10 @@ import csv
 import shutil
 from pathlib import Path
 
-import pytest
 
-from cbi_local import warehouse
 from cbi_local.ingest.core import IngestRun
 from cbi_local.ingest.fred import ingest_fred, series_files
 
-
-@pytest.fixture
-def con(tmp_path: Path):
-    warehouse.init(tmp_path / "w.duckdb")
-    c = warehouse.connect(tmp_path / "w.duckdb")
-    yield c
-    c.close()
 
 
 def _expected(path: Path) -> tuple[int, int]:

@@ -9,19 +9,10 @@ import shutil
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from cbi_local import warehouse
 from cbi_local.ingest.core import IngestRun
 from cbi_local.ingest.legacy import BY_FILE, SOURCE_NAMES, SYMBOLS, migrate_legacy
 
-
-@pytest.fixture
-def con(tmp_path: Path):
-    warehouse.init(tmp_path / "w.duckdb")
-    c = warehouse.connect(tmp_path / "w.duckdb")
-    yield c
-    c.close()
 
 
 def _migrate(con, legacy_dir: Path):

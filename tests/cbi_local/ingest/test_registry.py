@@ -10,17 +10,9 @@ import duckdb
 import pytest
 import yaml
 
-from cbi_local import warehouse
 from cbi_local.ingest.core import IngestRun
 from cbi_local.ingest.registry import RegistryError, derive_calendar, ingest_registry, read_regimes
 
-
-@pytest.fixture
-def con(tmp_path: Path):
-    warehouse.init(tmp_path / "w.duckdb")
-    c = warehouse.connect(tmp_path / "w.duckdb")
-    yield c
-    c.close()
 
 
 def _yaml(sample_data: Path) -> dict:
