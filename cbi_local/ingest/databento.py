@@ -201,10 +201,8 @@ class _Loader:
 
     def load(self, paths: list[Path]) -> None:
         files = discover(paths)
-        # sha256 of every file: hashlib releases the GIL, so threads hash files in parallel.
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            fids = pool.map(lambda f: identify(f.path, f.record_schema or "unknown", f.encoding or "unknown"), files)
-            self.ids = {f.path: fid for f, fid in zip(files, fids)}
+        # sha256 of every file (serially: for thousands of small daily files a thread pool is slower).
+        self.ids = {f.path: identify(f.path, f.record_schema or "unknown", f.encoding or "unknown") for f in files}
         todo, unchanged = self.run.plan(list(self.ids.values()))
         if unchanged:
             self.say(f"databento: {len(unchanged)} file(s) unchanged since loaded; skipped")
@@ -212,8 +210,8 @@ class _Loader:
         candidates = [f for f in files if f.path in todo_paths]
         # DuckDB reads a truncated zstd stream as fewer (or no) lines without an error, so every
         # .zst is checked for a complete final frame first (zstandard releases the GIL too).
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            zst = [f for f in candidates if f.compressed and f.supported]
+        zst = [f for f in candidates if f.compressed and f.supported]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             problems = dict(zip((f.path for f in zst), pool.map(lambda f: rd.zstd_problem(f.path), zst)))
         work: list[DatabentoFile] = []
         skipped: set[str] = set()

@@ -5,13 +5,14 @@ The typed table holds the record's raw values exactly as Databento defines them
 sentinels untouched) plus the bookkeeping the ingest core needs, so the three encodings
 differ only here and share one conversion to warehouse rows (`databento_sql`).
 
-* JSON and CSV: all files of a (schema, encoding) group are read in ONE DuckDB scan,
-  as text lines (`read_csv` with a delimiter that never occurs, latin-1 so no byte can
-  fail the scan), numbered per file, then parsed with `json_valid`/`from_json` (JSON)
-  or a per-file header join (CSV). A bad line becomes a row with `_lrule` set; no line
-  is skipped. `read_json(ignore_errors=true)` would drop bad lines without a trace.
+* JSON and CSV: all files of a (schema, encoding) group are read in ONE DuckDB scan into
+  numbered text lines (see "text" below), then parsed with `json_valid`/`from_json`
+  (JSON) or a per-file header join (CSV), all in SQL. A bad line becomes a row with
+  `_lrule` set; no line is skipped. `read_json(ignore_errors=true)` would drop bad lines
+  without a trace, and read_json has no line numbers.
 * DBN: one file at a time (there is no multi-file DBN scan), decoded by `databento`
-  into a columnar DataFrame and inserted in one statement: no per-record Python.
+  into columnar DataFrames of up to DBN_CHUNK records, each inserted in one statement:
+  no per-record Python.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
 import duckdb
 import numpy as np
 import pandas as pd
+
 
 @dataclass(frozen=True)
 class Field:

@@ -29,16 +29,7 @@ LOADED = ("definition", "statistics", "ohlcv-1s", "ohlcv-1m", "ohlcv-1h", "ohlcv
 UTC = timezone.utc
 
 
-# --- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    path = tmp_path / "w.duckdb"
-    warehouse.init(path)
-    c = warehouse.connect(path)
-    yield c
-    c.close()
+# --- fixtures and helpers (`con`, a fresh warehouse per test, is in tests/cbi_local/conftest.py) ---
 
 
 @pytest.fixture(scope="session")
