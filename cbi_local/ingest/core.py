@@ -227,7 +227,9 @@ class IngestRun:
                 [_now(), contract.fqn, changed],
             )
 
-        # 2. Cast to the contract's types; a value that does not cast is a violation, never a silent NULL.
+        # 2. One statement builds the stage: cast to the contract's types (a value that does not
+        #    cast is a violation, never a silent NULL), then the contract's row rules as SQL, then a
+        #    64-bit hash of the data columns (only ever compared between rows sharing a key).
         select, cast_checks = [], []
         for col in contract.columns:
             name = quote(col.name)
@@ -252,73 +254,69 @@ class IngestRun:
         cast_rule = "CASE " + " ".join(f"WHEN {c} THEN 'bad_type'" for c, _ in cast_checks) + " END" if cast_checks else "NULL"
         cast_reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in cast_checks) + " END" if cast_checks else "NULL"
         pre_dup = "coalesce(i._duplicate, false)" if "_duplicate" in in_cols else "false"
+        rule_sql, reason_sql = first_violation(row_checks(contract))
+        data_cols = [c.name for c in contract.columns if c.name not in LOADER_FILLED]
+        row_hash = "hash(" + ", ".join("{a}" + quote(c) for c in data_cols) + ")"
         con.execute(
             f"""
             CREATE TEMP TABLE _cbi_stage AS
-            SELECT {", ".join(select)},
-                   i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
-                   coalesce({reader_rule}, {cast_rule}) AS _rule,
-                   coalesce({reader_reason}, {cast_reason}) AS _reason,
-                   {pre_dup} AS _pre_dup,
-                   to_json(i) AS _payload
-            FROM _cbi_in i
+            WITH typed AS (
+                SELECT {", ".join(select)},
+                       i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
+                       coalesce({reader_rule}, {cast_rule}) AS _r0,
+                       coalesce({reader_reason}, {cast_reason}) AS _rs0,
+                       {pre_dup} AS _dup, i.rowid AS _rid
+                FROM _cbi_in i
+            )
+            SELECT * EXCLUDE (_r0, _rs0),
+                   coalesce(_r0, {rule_sql}) AS _rule,
+                   coalesce(_rs0, {reason_sql}) AS _reason,
+                   {row_hash.format(a="")} AS _hash
+            FROM typed
             """
         )
 
-        # 3. The contract's row rules, as SQL, on the typed rows.
-        rule_sql, reason_sql = first_violation(row_checks(contract))
-        con.execute(
-            f"UPDATE _cbi_stage SET _rule = {rule_sql}, _reason = {reason_sql} WHERE _rule IS NULL AND ({rule_sql}) IS NOT NULL"
-        )
-
-        # 4. Duplicates on the primary key: within the input, then against the table.
-        data_cols = [c.name for c in contract.columns if c.name not in LOADER_FILLED]
-        row_hash = "md5(CAST(to_json(struct_pack(" + ", ".join(f"{quote(c)} := {{a}}{quote(c)}" for c in data_cols) + ")) AS VARCHAR))"
+        # 3. Duplicates on the primary key within the input. The hash aggregate finds duplicated
+        #    keys (usually none); only those rows are ranked (first by file and line wins).
         pk = [quote(k) for k in contract.primary_key]
         pk_list = ", ".join(pk)
+        on = " AND ".join(f"s.{k} = d.{k}" for k in pk)
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _cbi_stage AS
-            SELECT *,
-                   {row_hash.format(a="")} AS _hash,
-                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN row_number() OVER w END AS _rn,
-                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN first_value({row_hash.format(a="")}) OVER w END AS _first_hash,
-                   CASE WHEN _rule IS NULL AND NOT _pre_dup THEN first_value(source_file || ':' || record_number) OVER w END AS _first_at
-            FROM _cbi_stage
-            WINDOW w AS (PARTITION BY (_rule IS NULL AND NOT _pre_dup), {pk_list} ORDER BY source_file, record_number)
+            CREATE OR REPLACE TEMP TABLE _cbi_dupkeys AS
+            SELECT {pk_list} FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup GROUP BY ALL HAVING COUNT(*) > 1
             """
         )
-        con.execute(
-            """
-            UPDATE _cbi_stage SET _rule = 'unique_key',
-                   _reason = 'same primary key as ' || _first_at || ' with different values'
-            WHERE _rule IS NULL AND _rn > 1 AND _hash <> _first_hash
-            """
-        )
-        con.execute("ALTER TABLE _cbi_stage ADD COLUMN _dup BOOLEAN DEFAULT false")
-        con.execute("UPDATE _cbi_stage SET _dup = true WHERE _rule IS NULL AND (_pre_dup OR _rn > 1)")
+        if con.execute("SELECT COUNT(*) FROM _cbi_dupkeys").fetchall()[0][0]:
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _cbi_ranked AS
+                SELECT s._rid, row_number() OVER w AS _rn, s._hash <> first_value(s._hash) OVER w AS _differs,
+                       first_value(s.source_file || ':' || s.record_number) OVER w AS _first_at
+                FROM _cbi_stage s SEMI JOIN _cbi_dupkeys d ON {on}
+                WHERE s._rule IS NULL AND NOT s._dup
+                WINDOW w AS (PARTITION BY {", ".join("s." + k for k in pk)} ORDER BY s.source_file, s.record_number)
+                """
+            )
+            con.execute(
+                """
+                UPDATE _cbi_stage s SET
+                    _rule = CASE WHEN r._differs THEN 'unique_key' END,
+                    _reason = CASE WHEN r._differs THEN 'same primary key as ' || r._first_at || ' with different values' END,
+                    _dup = NOT r._differs
+                FROM _cbi_ranked r WHERE s._rid = r._rid AND r._rn > 1
+                """
+            )
+            con.execute("DROP TABLE _cbi_ranked")
+        con.execute("DROP TABLE _cbi_dupkeys")
 
-        # Only the key range being loaded is read back from the target (zone maps prune the rest).
-        prune = ""
+        # 4. Against the table: same key and same values is a duplicate, other values a conflict.
+        #    Only the key range being loaded is read back (zone maps prune the rest).
+        prune, params = "", []
         if contract.partition:
             pcol = quote(contract.partition.column)
-            lo, hi = con.execute(f"SELECT min({pcol}), max({pcol}) FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup").fetchone()
-            if lo is None:
-                prune = "AND false"
-            else:
-                prune = f"AND t.{pcol} BETWEEN ? AND ?"
-        params = [lo, hi] if prune.startswith("AND t.") else []
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _cbi_existing AS
-            SELECT {", ".join("t." + k for k in pk)}, {row_hash.format(a="t.")} AS _existing_hash, t.source_file AS _existing_file
-            FROM {target} t
-            SEMI JOIN (SELECT {pk_list} FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup) k
-                 ON {" AND ".join(f"t.{k} = k.{k}" for k in pk)}
-            WHERE true {prune}
-            """,
-            params,
-        )
+            lo, hi = con.execute(f"SELECT min({pcol}), max({pcol}) FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup").fetchall()[0]
+            prune, params = ("AND false", []) if lo is None else (f"AND t.{pcol} BETWEEN ? AND ?", [lo, hi])
         con.execute(
             f"""
             UPDATE _cbi_stage s SET
@@ -327,13 +325,20 @@ class IngestRun:
                 _reason = CASE WHEN e._existing_hash <> s._hash
                           THEN 'primary key already loaded from ' || coalesce(e._existing_file, 'another batch') || ' with different values'
                           ELSE s._reason END
-            FROM _cbi_existing e
+            FROM (
+                SELECT {", ".join("t." + k for k in pk)}, {row_hash.format(a="t.")} AS _existing_hash, t.source_file AS _existing_file
+                FROM {target} t
+                SEMI JOIN (SELECT {pk_list} FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup) k
+                     ON {" AND ".join(f"t.{k} = k.{k}" for k in pk)}
+                WHERE true {prune}
+            ) e
             WHERE s._rule IS NULL AND NOT s._dup AND {" AND ".join(f"s.{k} = e.{k}" for k in pk)}
-            """
+            """,
+            params,
         )
-        con.execute("DROP TABLE _cbi_existing")
 
-        # 5. Quarantine, then load. Lineage comes from the file identity, never from the input.
+        # 5. Quarantine (the payload is the input row as it came, built only for rejects), then load.
+        #    Lineage comes from the file identity, never from the input.
         con.register(
             "_cbi_files_src",
             pa.table({"source_file": [str(f.path) for f in files], "file_sha256": [f.sha256 for f in files]}),
@@ -347,8 +352,8 @@ class IngestRun:
                    file_sha256, record_number, rule, reason, payload, status)
             SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, s.source_file, f.file_sha256, s.record_number, s._rule,
                    s.source_file || ':' || coalesce(CAST(s.record_number AS VARCHAR), '?') || ' ' || s._rule || ': ' || coalesce(s._reason, ''),
-                   CAST(s._payload AS VARCHAR), 'held'
-            FROM _cbi_stage s LEFT JOIN _cbi_files f USING (source_file)
+                   CAST(to_json(i) AS VARCHAR), 'held'
+            FROM _cbi_stage s JOIN _cbi_in i ON i.rowid = s._rid LEFT JOIN _cbi_files f ON f.source_file = s.source_file
             WHERE s._rule IS NOT NULL
             """,
             [now, self.batch_id, contract.fqn],
