@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.status import Status
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import pipeline, warehouse
 from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
@@ -44,9 +44,18 @@ def _print_batch(report: dict[str, Any]) -> None:
 
 def _run(home: Path | None, as_json: bool, step) -> None:
     s = settings(home)
+    bar = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    )
+    task = bar.add_task("starting", total=None)
+
+    def progress(message: str, done: int | None = None, total: int | None = None) -> None:
+        bar.update(task, description=message, completed=done or 0, total=total)
+
     try:
-        with warehouse.open_warehouse(s.warehouse_path) as con, Status("starting", console=err) as status:
-            report = step(con, lambda msg: status.update(f"loading {msg}"))
+        with warehouse.open_warehouse(s.warehouse_path) as con, bar:
+            report = step(con, progress)
     except (warehouse.WarehouseError, UnknownInput, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if as_json:

@@ -24,7 +24,8 @@ CONTINUOUS_INPUTS = {
     "market_data.yahoo_historical",
 }
 
-Progress = Callable[[str], None]
+# progress(message) or progress(message, done, total): a step, optionally with a count.
+Progress = Callable[..., None]
 
 
 def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Progress | None = None) -> dict[str, Any]:
     """Load Databento downloads, FRED series and the regime registry; `paths` are detected per kind."""
-    say = progress or (lambda _m: None)
+    say = progress or (lambda *_: None)
     groups = detect.group_by_kind(paths)
     if "legacy" in groups:
         raise detect.UnknownInput(
@@ -85,7 +86,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Pr
 def migrate_legacy_dir(con: duckdb.DuckDBPyConnection, legacy_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     from .ingest.legacy import migrate_legacy
 
-    (progress or (lambda _m: None))("legacy migration")
+    (progress or (lambda *_: None))("legacy migration")
     run = IngestRun(con, kind="migrate")
     migration = migrate_legacy(con, legacy_dir, run)
     report: dict[str, Any] = {

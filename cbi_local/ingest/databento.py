@@ -52,7 +52,7 @@ SIDECARS = {"manifest", "metadata", "symbology", "condition"}
 ENCODINGS = ("dbn", "json", "csv")
 _NAME = re.compile(r"^(?P<stem>.+?)\.(?P<schema>[a-z0-9]+(?:-[a-z0-9]+)*)\.(?P<enc>dbn|json|csv)(?P<zst>\.zst)?$")
 
-Progress = Callable[[str], None]
+Progress = Callable[..., None]  # progress(message) or progress(message, done, total)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def ingest_databento(
     con: duckdb.DuckDBPyConnection, paths: list[Path], run: IngestRun, progress: Progress | None = None
 ) -> None:
     """Load Databento files/folders into the warehouse through `run` (the caller finishes it)."""
-    _Loader(con, run, progress or (lambda _msg: None)).load(paths)
+    _Loader(con, run, progress or (lambda *_: None)).load(paths)
 
 
 class _Loader:
@@ -202,7 +202,11 @@ class _Loader:
     def load(self, paths: list[Path]) -> None:
         files = discover(paths)
         # sha256 of every file (serially: for thousands of small daily files a thread pool is slower).
-        self.ids = {f.path: identify(f.path, f.record_schema or "unknown", f.encoding or "unknown") for f in files}
+        self.ids = {}
+        for i, f in enumerate(files, 1):
+            self.ids[f.path] = identify(f.path, f.record_schema or "unknown", f.encoding or "unknown")
+            if i % 250 == 0 or i == len(files):
+                self.say("databento: hashing files", i, len(files))
         todo, unchanged = self.run.plan(list(self.ids.values()))
         if unchanged:
             self.say(f"databento: {len(unchanged)} file(s) unchanged since loaded; skipped")
