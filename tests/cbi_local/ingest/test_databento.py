@@ -44,7 +44,7 @@ def store(glbx: Path, schema: str) -> db.DBNStore:
 def ingest(con, paths) -> dict:
     run = IngestRun(con)
     messages: list[str] = []
-    ingest_databento(con, [Path(p) for p in paths], run, progress=messages.append)
+    ingest_databento(con, [Path(p) for p in paths], run, progress=lambda message, *count: messages.append(message))
     summary = run.finish().as_dict()
     summary["messages"] = messages
     return summary
