@@ -291,7 +291,7 @@ def demo(
 
 
 
-from . import cli_ingest  # noqa: E402,F401  (registers ingest, migrate-legacy, build-continuous)
+from . import cli_features, cli_ingest  # noqa: E402,F401  (register their commands on `app`)
 
 
 def main() -> None:

@@ -1,0 +1,390 @@
+"""features.daily_ml_matrix on the real sample data.
+
+Inputs are real: the legacy Yahoo ZL export (canonical ZL = the Yahoo bridge 2000-11 .. 2010-06,
+built by the legacy migration; the research matrix = market_data.yahoo_historical ZL 2000-2025,
+with ZS/ZM for the crush margin), the real FRED CSVs and the regime registry, and the real
+Databento ES 1h/1d bars. Every expected value is recomputed here in plain Python/NumPy from the
+warehouse's input rows or the sample files themselves, never with the code under test.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import datetime as dt
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import data_contracts as dc
+from cbi_local import pipeline, warehouse
+from cbi_local.cli import app
+import cbi_local.cli_features as features_cli  # registers `cbi features` (also imported by cbi_local.cli)
+from cbi_local.features import build_features, flat_columns
+
+MATRIX = dc.get("features.daily_ml_matrix")
+HORIZONS = {"1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
+runner = CliRunner()
+SOURCES = {"canonical": "SELECT date, open, high, low, close, volume FROM market_data.futures_continuous_1d WHERE root = 'ZL'",
+           "yahoo_historical": "SELECT date, open, high, low, close, volume FROM market_data.yahoo_historical WHERE symbol = 'ZL'"}
+
+
+def _cli(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, sample_data: Path) -> Path:
+    h = tmp_path_factory.mktemp("features")
+    warehouse.init(h / "warehouse.duckdb")
+    with warehouse.open_warehouse(h / "warehouse.duckdb") as con:
+        assert pipeline.migrate_legacy_dir(con, sample_data / "legacy_bq")["ok"]
+        assert pipeline.ingest_paths(con, [sample_data / "fred", sample_data / "registry"])["ok"]
+    for source in ("canonical", "yahoo_historical"):
+        report = _cli("features", "build", "--source", source, "--home", str(h))
+        assert report["ok"] and report["inserted"] > 0
+    return h
+
+
+@pytest.fixture
+def con(home: Path):
+    c = warehouse.connect(home / "warehouse.duckdb", read_only=True)
+    yield c
+    c.close()
+
+
+def _series(con, source: str) -> list[tuple]:
+    return con.execute(SOURCES[source] + " ORDER BY date").fetchall()
+
+
+def _matrix(con, source: str) -> dict[dt.date, dict]:
+    cols = [name for _, name in flat_columns()]
+    rows = con.execute(
+        "SELECT * FROM features.vw_daily_ml_flat WHERE symbol = 'ZL' AND matrix_source = ? ORDER BY date", [source]
+    ).fetchall()
+    return {r[0]: dict(zip(cols, r)) for r in rows}
+
+
+def _close(a, b, rel=1e-9) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+# -- independent reference computations (plain Python / NumPy) -------------------------
+
+
+def wilder_rsi(closes: list[float], i: int, n: int = 14) -> float | None:
+    if i < n:
+        return None
+    changes = [closes[k] - closes[k - 1] for k in range(1, i + 1)]
+    avg_g = sum(max(c, 0.0) for c in changes[:n]) / n
+    avg_l = sum(max(-c, 0.0) for c in changes[:n]) / n
+    for c in changes[n:]:
+        avg_g = (avg_g * (n - 1) + max(c, 0.0)) / n
+        avg_l = (avg_l * (n - 1) + max(-c, 0.0)) / n
+    if avg_l == 0:
+        return 100.0 if avg_g > 0 else None
+    return 100.0 - 100.0 / (1.0 + avg_g / avg_l)
+
+
+def vol21(closes: np.ndarray, i: int) -> float | None:
+    if i < 21:
+        return None
+    r = np.log(closes[i - 20: i + 1] / closes[i - 21: i])
+    return float(np.std(r, ddof=1) * math.sqrt(252))
+
+
+@pytest.mark.parametrize("source", ["canonical", "yahoo_historical"])
+def test_indicators_equal_an_independent_computation(con, source):
+    rows = _series(con, source)
+    m = _matrix(con, source)
+    assert len(m) == len(rows)
+    closes = np.array([r[4] for r in rows], dtype=float)
+    n = len(rows)
+    for i in (30, 300, 1111, n // 2, n - 300, n - 1):
+        d = rows[i][0]
+        got = m[d]
+        c = closes[i]
+        assert got["market_data__close"] == rows[i][4] and got["market_data__volume"] == rows[i][5]
+        assert _close(got["market_data__return_1d"], math.log(c / closes[i - 1]))
+        assert _close(got["market_data__return_5d"], math.log(c / closes[i - 5]))
+        assert _close(got["market_data__return_21d"], math.log(c / closes[i - 21]))
+        assert _close(got["market_data__momentum_21d"], c / closes[i - 21] - 1)
+        assert _close(got["market_data__ma_5"], float(np.mean(closes[i - 4: i + 1])))
+        assert _close(got["market_data__ma_21"], float(np.mean(closes[i - 20: i + 1])))
+        assert _close(got["market_data__ma_63"], None if i < 62 else float(np.mean(closes[i - 62: i + 1])))
+        assert _close(got["market_data__rsi_14"], wilder_rsi(list(closes), i), rel=1e-7)
+        assert _close(got["market_data__volatility_21d"], vol21(closes, i), rel=1e-7)
+        # regime volatility state over the trailing 252 volatility_21d values
+        if i >= 21 + 251:
+            vols = np.array([vol21(closes, k) for k in range(i - 251, i + 1)])
+            assert _close(got["regime__vol_percentile"], 100.0 * np.sum(vols <= vols[-1]) / 252, rel=1e-7)
+            assert _close(got["regime__k_vol"], vols[-1] / np.median(vols), rel=1e-7)
+        else:
+            assert got["regime__vol_percentile"] is None and got["regime__k_vol"] is None
+        # targets: the close n sessions ahead, NULL where the series has not got there
+        for h, k in HORIZONS.items():
+            fwd = closes[i + k] if i + k < n else None
+            assert _close(got[f"fwd_close_{h}"], fwd)
+            assert _close(got[f"target_{h}"], None if fwd is None else math.log(fwd / c))
+        # no 1h bars for ZL in the sample: NULL, never a placeholder
+        assert got["market_data__vwap"] is None and got["market_data__realized_vol_1h"] is None
+    warmup = m[rows[10][0]]
+    assert warmup["market_data__ma_21"] is None and warmup["market_data__volatility_21d"] is None
+
+
+@pytest.mark.parametrize("source", ["canonical", "yahoo_historical"])
+def test_pivots_come_from_the_prior_session(con, source):
+    rows = _series(con, source)
+    m = _matrix(con, source)
+    weeks: dict[tuple, list[tuple]] = {}
+    for r in rows:
+        weeks.setdefault(tuple(r[0].isocalendar()[:2]), []).append(r)
+    week_keys = sorted(weeks)
+    checked = withheld = 0
+    for i in range(1, len(rows), 97):
+        (d, _, _, _, c, _), (_, _, h, lo, pc, _) = rows[i], rows[i - 1]
+        got = m[d]
+        if h is None or lo is None:
+            assert all(got[f"pivots__{x}"] is None for x in ("p", "r1", "r2", "s1", "s2", "distance_to_p", "is_above_p"))
+            withheld += 1
+            continue
+        p = (h + lo + pc) / 3
+        levels = {"p": p, "r1": 2 * p - lo, "r2": p + (h - lo), "s1": 2 * p - h, "s2": p - (h - lo)}
+        for k, v in levels.items():
+            assert _close(got[f"pivots__{k}"], v)
+        assert _close(got["pivots__distance_to_p"], (c - p) / p)
+        nearest = min(levels.values(), key=lambda v: abs(c - v))
+        assert _close(got["pivots__distance_to_nearest"], (c - nearest) / nearest)
+        assert got["pivots__is_above_p"] == (c > p)
+        wk = week_keys.index(tuple(d.isocalendar()[:2]))
+        if wk > 0:
+            prev = weeks[week_keys[wk - 1]]
+            if all(r[2] is not None and r[3] is not None for r in prev):
+                wp = (max(r[2] for r in prev) + min(r[3] for r in prev) + prev[-1][4]) / 3
+                assert _close(got["pivots__weekly_p_distance"], (c - wp) / wp)
+            else:
+                assert got["pivots__weekly_p_distance"] is None
+        checked += 1
+    assert checked > 20
+    if source == "canonical":  # the Yahoo stitch withholds O/H/L on 651 inconsistent days
+        assert withheld > 0
+
+
+def test_regime_names_and_weights_equal_the_registry(con, sample_data):
+    reg = yaml.safe_load((sample_data / "registry" / "regime_weights.yaml").read_text())["regimes"]
+    spans = [(dt.date.fromisoformat(r["start_date"]), dt.date.fromisoformat(r["end_date"]), r["name"], r["weight"])
+             for r in reg.values()]
+    base = next(s for s in spans if s[2] == "baseline")
+    m = _matrix(con, "yahoo_historical")
+    dates = sorted(m)
+    names = set()
+    for d in dates[::250] + [dt.date(2008, 10, 10), dt.date(2020, 3, 16), dt.date(2025, 1, 21)]:
+        if d not in m:
+            continue
+        specific = [s for s in spans if s[2] != "baseline" and s[0] <= d <= s[1]]
+        want = specific[0] if specific else base
+        assert (m[d]["regime_name"], m[d]["regime__name"], m[d]["regime__weight"]) == (want[2], want[2], want[3]), d
+        names.add(want[2])
+    assert len(names) >= 10
+
+
+def _fred_csv(sample_data: Path, series: str) -> list[tuple[dt.date, float]]:
+    with open(sample_data / "fred" / f"{series}.csv") as f:
+        return [(dt.date.fromisoformat(r["date"]), float(r["value"])) for r in csv.DictReader(f) if r["value"] not in ("", ".")]
+
+
+def _available(rule: str, d: dt.date) -> dt.date:
+    if rule == "daily":
+        return d + dt.timedelta(days=1)
+    if rule == "weekly":  # Thursday of the following week
+        return d - dt.timedelta(days=d.weekday()) + dt.timedelta(days=10)
+    nxt = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)  # monthly: the 15th of the next month
+    return nxt + dt.timedelta(days=14)
+
+
+MACRO = {"dgs10": ("DGS10", "daily", 10), "t10y2y": ("T10Y2Y", "daily", 10), "vix": ("VIXCLS", "daily", 10),
+         "dollar_index": ("DTWEXBGS", "weekly", 21), "wti": ("DCOILWTICO", "weekly", 21),
+         "fed_funds": ("FEDFUNDS", "monthly", 45)}
+
+
+def test_macro_values_respect_the_publication_lag(con, sample_data):
+    m = _matrix(con, "yahoo_historical")
+    for field, (series, rule, stale) in MACRO.items():
+        obs = sorted((_available(rule, d), d, v) for d, v in _fred_csv(sample_data, series))
+        keys = [o[0] for o in obs]
+        for d, row in m.items():
+            k = bisect.bisect_right(keys, d) - 1
+            want = obs[k][2] if k >= 0 and (d - obs[k][0]).days <= stale else None
+            assert row[f"macro__{field}"] == want, (field, d)
+    # explicit lags on real values: Tuesday 2008-09-16 sees Monday's DGS10, never its own
+    dgs10 = dict(_fred_csv(sample_data, "DGS10"))
+    d = dt.date(2008, 9, 16)
+    assert m[d]["macro__dgs10"] == dgs10[dt.date(2008, 9, 15)] != dgs10[d]
+    # FEDFUNDS of October 2008 is usable from 2008-11-15 only
+    ff = dict(_fred_csv(sample_data, "FEDFUNDS"))
+    assert m[dt.date(2008, 11, 14)]["macro__fed_funds"] == ff[dt.date(2008, 9, 1)]
+    assert m[dt.date(2008, 11, 17)]["macro__fed_funds"] == ff[dt.date(2008, 10, 1)]
+    # before DTWEXBGS starts (2006-01-02) the dollar index is NULL, not filled
+    assert m[dt.date(2005, 6, 1)]["macro__dollar_index"] is None
+    labels = {r["macro__vix"]: r["macro__vix_regime"] for r in m.values() if r["macro__vix"] is not None}
+    for v, label in labels.items():
+        assert label == ("low" if v < 15 else "normal" if v < 25 else "high" if v < 35 else "crisis")
+
+
+def test_crush_margin_from_the_same_source_closes(con):
+    legs = {}
+    for sym, d, c in con.execute(
+        "SELECT symbol, date, close FROM market_data.yahoo_historical WHERE symbol IN ('ZS', 'ZM', 'ZL')"
+    ).fetchall():
+        legs.setdefault(d, {})[sym] = c
+    m = _matrix(con, "yahoo_historical")
+    both = 0
+    for d, row in m.items():
+        leg = legs.get(d, {})
+        if len(leg) == 3:
+            assert _close(row["macro__crush_margin"], leg["ZM"] * 0.022 + leg["ZL"] * 0.11 - leg["ZS"] / 100.0)
+            both += 1
+        else:
+            assert row["macro__crush_margin"] is None
+    assert both > 5000
+    # canonical: no Databento ZS/ZM in the sample -> NULL on every row, and a warning
+    assert all(r["macro__crush_margin"] is None for r in _matrix(con, "canonical").values())
+    warned = con.execute(
+        "SELECT COUNT(*) FROM monitoring.health_checks WHERE rule = 'missing_input' AND status = 'warn' "
+        "AND rule_columns = 'macro.crush_margin' AND message LIKE 'canonical ZL%'"
+    ).fetchall()[0][0]
+    assert warned >= 1
+
+
+def test_research_rows_are_marked_and_never_pushable(con):
+    by_source = dict(con.execute(
+        "SELECT matrix_source, COUNT(*) FROM features.daily_ml_matrix GROUP BY 1").fetchall())
+    canon = con.execute(SOURCES["canonical"].replace("date, open, high, low, close, volume", "COUNT(*)")).fetchall()[0][0]
+    yahoo = con.execute(SOURCES["yahoo_historical"].replace("date, open, high, low, close, volume", "COUNT(*)")).fetchall()[0][0]
+    assert by_source == {"canonical": canon, "yahoo_historical": yahoo}
+    pushable = con.execute(
+        f"SELECT matrix_source, COUNT(*) FROM features.daily_ml_matrix WHERE {MATRIX.push_only_where} GROUP BY 1"
+    ).fetchall()
+    assert pushable == [("canonical", canon)]
+    span = con.execute("SELECT MIN(date), MAX(date) FROM features.daily_ml_matrix WHERE matrix_source = 'canonical'").fetchall()[0]
+    assert span[0] >= dt.date(2000, 11, 1) and span[1] < dt.date(2010, 6, 6)
+
+
+def test_rebuild_is_idempotent_and_replaces_only_its_slice(home):
+    before = _cli("features", "build", "--source", "canonical", "--symbols", "ZL", "--home", str(home))
+    assert (before["inserted"], before["deleted"], before["batch_id"]) == (0, 0, None)
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as c:
+        n = c.execute("SELECT matrix_source, COUNT(*), COUNT(DISTINCT batch_id) FROM features.daily_ml_matrix GROUP BY 1 ORDER BY 1").fetchall()
+        batches = c.execute("SELECT COUNT(*) FROM ops.batches WHERE kind = 'features'").fetchall()[0][0]
+    again = _cli("features", "build", "--source", "yahoo_historical", "--home", str(home))
+    assert again["inserted"] == again["deleted"] == 0 and again["unchanged"] == n[1][1]
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as c:
+        assert c.execute("SELECT matrix_source, COUNT(*), COUNT(DISTINCT batch_id) FROM features.daily_ml_matrix GROUP BY 1 ORDER BY 1").fetchall() == n
+        assert c.execute("SELECT COUNT(*) FROM ops.batches WHERE kind = 'features'").fetchall()[0][0] == batches
+
+
+def _snapshot(con, upto: dt.date) -> set[tuple]:
+    keep = [name for _, name in flat_columns()
+            if not name.startswith(("target_", "fwd_close_")) and name not in ("batch_id", "created_at")]
+    sql = f"SELECT {', '.join(keep)} FROM features.vw_daily_ml_flat WHERE date <= ?"
+    return set(con.execute(sql, [upto]).fetchall())
+
+
+def test_no_look_ahead_changing_every_input_after_d_changes_no_feature_up_to_d(home, tmp_path):
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    D = dt.date(2006, 3, 15)
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        before = _snapshot(c, D)
+        targets_before = c.execute("SELECT date, matrix_source, target_1m FROM features.daily_ml_matrix WHERE date <= ?", [D]).fetchall()
+        assert len(before) > 2000
+        for table in ("market_data.futures_continuous_1d", "market_data.yahoo_historical"):
+            c.execute(f"UPDATE {table} SET open = open * 1.37, high = high * 1.37, low = low * 1.37, "
+                      "close = close * 1.37, volume = volume + 7 WHERE date > ?", [D])
+        c.execute("UPDATE raw_intelligence.fred_economic SET value = value * 1.5 + 1 WHERE date > ?", [D])
+        c.execute("UPDATE regimes.regime_calendar SET regime_name = 'mutated_after_d', regime_weight = 999 WHERE date > ?", [D])
+        for source in ("canonical", "yahoo_historical"):
+            rep = build_features(c, None, source)
+            assert rep.inserted > 0
+        assert _snapshot(c, D) == before
+        # the mutation did reach later rows, and the targets (which look ahead by design) near D
+        assert c.execute("SELECT COUNT(*) FROM features.daily_ml_matrix WHERE date > ? AND regime_name = 'mutated_after_d'", [D]).fetchall()[0][0] > 1000
+        targets_after = c.execute("SELECT date, matrix_source, target_1m FROM features.daily_ml_matrix WHERE date <= ?", [D]).fetchall()
+        assert set(targets_after) != set(targets_before)
+
+
+def _es_warehouse(tmp_path: Path, files: list[Path], fred_registry: list[Path]):
+    warehouse.init(tmp_path / "w.duckdb")
+    c = warehouse.connect(tmp_path / "w.duckdb")
+    assert pipeline.ingest_paths(c, files + fred_registry)["ok"]
+    return c
+
+
+def test_vwap_and_realized_vol_from_real_1h_bars(tmp_path, sample_data):
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    c = _es_warehouse(tmp_path, [glbx / "test_data.ohlcv-1h.dbn.zst", glbx / "test_data.definition.dbn.zst"], [])
+    try:
+        rep = build_features(c, ["ES"], "canonical")
+        bars = c.execute("SELECT open, high, low, close, volume FROM market_data.databento_futures_ohlcv_1h ORDER BY ts_event").fetchall()
+        (md,) = c.execute("SELECT market_data FROM features.daily_ml_matrix WHERE symbol = 'ES'").fetchall()[0]
+    finally:
+        c.close()
+    assert len(bars) == 4 and rep.rows == {"ES": 1}
+    vwap = sum((h + lo + cl) / 3 * v for _, h, lo, cl, v in bars) / sum(b[4] for b in bars)
+    rets = [math.log(bars[0][3] / bars[0][0])] + [math.log(bars[k][3] / bars[k - 1][3]) for k in range(1, 4)]
+    assert _close(md["vwap"], vwap) and _close(md["realized_vol_1h"], math.sqrt(sum(r * r for r in rets)))
+    assert md["volume"] == sum(b[4] for b in bars)
+
+
+def test_partial_1h_bars_give_null_and_a_warning(tmp_path, sample_data):
+    # with the real ohlcv-1d bar the session's volume (718,174) exceeds the four 1h bars': partial coverage
+    c = _es_warehouse(tmp_path, [sample_data / "databento" / "GLBX.MDP3"], [])
+    try:
+        rep = build_features(c, ["ES"], "canonical")
+        (md,) = c.execute("SELECT market_data FROM features.daily_ml_matrix WHERE symbol = 'ES'").fetchall()[0]
+        recorded = c.execute("SELECT COUNT(*) FROM monitoring.health_checks WHERE rule = 'missing_input' "
+                             "AND rule_columns = 'market_data.vwap'").fetchall()[0][0]
+    finally:
+        c.close()
+    assert md["volume"] == 718174 and md["vwap"] is None and md["realized_vol_1h"] is None
+    assert any("do not cover" in w["reason"] for w in rep.warnings) and recorded >= 1
+    # no regime calendar / FRED loaded: NULL with warnings, never invented
+    fields = {w["field"] for w in rep.warnings}
+    assert {"regime.name", "macro.vix", "macro.fed_funds"} <= fields
+
+
+def test_flat_view_and_parquet_export_follow_the_contract(home, tmp_path):
+    names = [name for _, name in flat_columns()]
+    n_fields = sum(len(c.fields) if c.type == "STRUCT" else 1 for c in MATRIX.columns)
+    assert len(names) == len(set(names)) == n_fields
+    out = tmp_path / "m.parquet"
+    res = _cli("features", "export", "--format", "parquet", "--out", str(out), "--source", "yahoo_historical",
+               "--home", str(home))
+    df = pl.read_parquet(out)
+    assert df.columns == names and df.height == res["rows"] > 6000
+    assert set(df["matrix_source"].unique()) == {"yahoo_historical"}
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as c:
+        view_cols = [r[0] for r in c.execute("DESCRIBE features.vw_daily_ml_flat").fetchall()]
+        row = c.execute("SELECT market_data.close, pivots.p, macro.vix, regime.weight FROM features.daily_ml_matrix "
+                        "WHERE matrix_source = 'yahoo_historical' AND date = DATE '2015-06-01'").fetchall()[0]
+    assert view_cols == names
+    got = df.filter(pl.col("date") == dt.date(2015, 6, 1)).row(0, named=True)
+    assert (got["market_data__close"], got["pivots__p"], got["macro__vix"], got["regime__weight"]) == row
+    bad = runner.invoke(app, ["features", "export", "--format", "csv", "--home", str(home)])
+    assert bad.exit_code == 2 and "unsupported export format" in bad.output
+
+
+def test_unknown_source_is_refused(home):
+    assert "features" in {g.name for g in app.registered_groups} and features_cli.features_app.registered_commands
+    bad = runner.invoke(app, ["features", "build", "--source", "databento_raw", "--home", str(home)])
+    assert bad.exit_code == 2 and "unknown matrix source" in bad.output
