@@ -156,30 +156,13 @@ def health(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
     table: Annotated[list[str] | None, typer.Option("--table", help="Only this dataset.table (repeatable).")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Only this batch's rows, and the defects it recorded.")] = None,
 ) -> None:
-    """Run every contract's quality rules (one pass per table); record them; exit 1 on any failure."""
-    from . import health as health_mod
+    """Run every contract's quality rules (one pass per table) and show the defects the latest legacy
+    migration recorded; record the results; exit 1 on a failed blocking rule in the live checks."""
+    from .cli_health import show_health
 
-    s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            results = health_mod.run_health(con, table or None)
-    except (warehouse.WarehouseError, KeyError) as exc:
-        fail(str(exc))
-    failed = health_mod.failures(results)
-    if as_json:
-        emit_json({"ok": not failed, "checks": len(results), "results": [r.as_dict() for r in results]})
-    else:
-        warned = sum(r.status == "warn" for r in results)
-        console.print(f"health: {len(results)} checks, {len(failed)} failed, {warned} warnings")
-        for r in results:
-            if r.status == "pass":
-                continue
-            mark = "[red]✗ fail[/]" if r.status == "fail" else "[yellow]! warn[/]"
-            measured = "" if r.measured_value is None else f" (measured {r.measured_value:g}, want {r.threshold})"
-            console.print(f"  {mark} {r.table} {r.rule}: {escape(r.message)}{escape(measured)}", soft_wrap=True)
-    if failed:
-        raise typer.Exit(1)
+    show_health(home, as_json, table, batch)
 
 
 quarantine_app = typer.Typer(help="Rows that broke a rule: list, show, release after a fix, or drop (never deleted).", no_args_is_help=True)
@@ -291,7 +274,7 @@ def demo(
 
 
 
-from . import cli_features, cli_ingest  # noqa: E402,F401  (register their commands on `app`)
+from . import cli_features, cli_health, cli_ingest  # noqa: E402,F401  (register their commands on `app`)
 
 
 def main() -> None:

@@ -1,9 +1,18 @@
 """Health checks: every quality rule a contract declares, measured in one pass per table.
 
 The measurement of a table is ONE aggregate query (generated from the contract, in DuckDB
-SQL; `bigquery_sql` transpiles the same text for tables that live in BigQuery). Sample
-offending keys are fetched afterwards, only for rules that failed, with LIMIT. Results
-(with history) go to monitoring.health_checks.
+SQL; `bigquery_sql` transpiles the same text for tables that live in BigQuery, and
+`sync.bigquery.health` runs it there). The generated text is portable on purpose: key
+uniqueness counts a length-prefixed string encoding of the key (BigQuery cannot
+COUNT(DISTINCT STRUCT(...))), FILTER becomes COUNTIF, and `bigquery_sql` refuses text that
+still holds a DuckDB-only function. Sample offending rows are fetched afterwards, only for
+rules that failed, with LIMIT (`sample_query`, also portable). Results (with history) go to
+monitoring.health_checks.
+
+`health_report` is what `cbi health` prints: the live checks plus the defects a legacy
+migration recorded (`recorded_checks`: rows the migration wrote to monitoring.health_checks,
+each naming rule, table and sample rows). Only live checks decide the exit code: recorded
+defects describe rows already quarantined, normalised or resolved by precedence.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -82,6 +92,26 @@ def _placeholder_measures(contract: Contract, rule) -> list[Measure]:
     return out
 
 
+def key_text(contract: Contract, columns: tuple[str, ...] | list[str] | None = None) -> str:
+    """One string per key, equal exactly when every key column is equal (NULL included), in SQL that
+    DuckDB and BigQuery both run (BigQuery cannot COUNT(DISTINCT STRUCT(...))). Strings are
+    length-prefixed ('5:ZLH21') so no value can fake the separator; timestamps are epoch microseconds
+    (casting a timestamp to text is 3x slower; `bigquery_sql` maps epoch_us to UNIX_MICROS); other types
+    are cast to text, which never contains the separator."""
+    parts = []
+    for col in columns or contract.primary_key:
+        ref = _ref(col)
+        kind = contract.column(col).type if "." not in col else None  # nested field: treated as text
+        if kind == "TIMESTAMP":
+            parts.append(f"coalesce(CAST(epoch_us({ref}) AS VARCHAR), 'N')")
+        elif kind in ("INT64", "FLOAT64", "NUMERIC", "BOOL", "DATE", "DATETIME"):
+            parts.append(f"coalesce(CAST({ref} AS VARCHAR), 'N')")
+        else:
+            text = f"CAST({ref} AS VARCHAR)"
+            parts.append(f"coalesce(CAST(length({text}) AS VARCHAR) || ':' || {text}, 'N')")
+    return " || '|' || ".join(parts)
+
+
 def measures(contract: Contract) -> list[Measure]:
     out: list[Measure] = []
     for check in row_checks(contract):
@@ -94,11 +124,10 @@ def measures(contract: Contract) -> list[Measure]:
     for rule in contract.rules:
         kind = rule.kind
         if kind == "unique_key" and contract.primary_key:
-            keys = ", ".join(_ref(k) for k in contract.primary_key)
             out.append(
                 Measure(
                     "unique_key", ",".join(contract.primary_key),
-                    f"(COUNT(*) - COUNT(DISTINCT struct_pack({keys})))", "0 duplicate keys", rule.severity,
+                    f"(COUNT(*) - COUNT(DISTINCT {key_text(contract)}))", "0 duplicate keys", rule.severity,
                     None, "zero", "rows share a primary key",
                 )
             )
@@ -147,20 +176,44 @@ def target_naming_violations(contract: Contract) -> list[str]:
     return problems
 
 
-def table_query(contract: Contract, where: str | None = None) -> tuple[str, list[Measure]]:
+def table_query(contract: Contract, where: str | None = None, table: str | None = None) -> tuple[str, list[Measure]]:
+    """The table's single aggregate query (DuckDB text; `bigquery_sql` for BigQuery). `table` overrides
+    the FROM target (e.g. '"project"."dataset"."table"')."""
     ms = measures(contract)
     cols = ",\n  ".join(f"{m.expr} AS m{i}" for i, m in enumerate(ms)) or "COUNT(*) AS m0"
-    sql = f"SELECT COUNT(*) AS _rows,\n  {cols}\nFROM {table_ref(contract)}"
+    sql = f"SELECT COUNT(*) AS _rows,\n  {cols}\nFROM {table or table_ref(contract)}"
     if where:
         sql += f"\nWHERE {where}"
     return sql, ms
 
 
-def bigquery_sql(duckdb_sql: str) -> str:
-    """The same query for BigQuery (identifier quoting, COUNT FILTER, struct_pack ...)."""
-    import sqlglot
+# Functions that exist in DuckDB but not in BigQuery (sqlglot passes them through unchanged or maps
+# them to something with other semantics). The generators avoid them; this catches a regression.
+_DUCKDB_ONLY = ("isfinite(", "struct_pack(", "contains_substr(", "to_json(", "epoch_us(")
 
-    return sqlglot.transpile(duckdb_sql, read="duckdb", write="bigquery")[0]
+
+# DuckDB builtins sqlglot (30.x) passes through unchanged although BigQuery spells them differently.
+_RENAME_FOR_BIGQUERY = {"EPOCH_US": "UNIX_MICROS"}
+
+
+def bigquery_sql(duckdb_sql: str) -> str:
+    """The same query for BigQuery (identifier quoting, COUNT FILTER -> COUNTIF, VARCHAR -> STRING,
+    epoch_us -> UNIX_MICROS). Raises ValueError naming a DuckDB-only function the text still uses."""
+    import sqlglot
+    from sqlglot import exp
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and str(node.this).upper() in _RENAME_FOR_BIGQUERY:
+            return exp.Anonymous(this=_RENAME_FOR_BIGQUERY[str(node.this).upper()], expressions=node.expressions)
+        return node
+
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(rename)
+    out = tree.sql(dialect="bigquery")
+    low = out.lower()
+    bad = [f for f in _DUCKDB_ONLY if f in low]
+    if bad:
+        raise ValueError(f"generated health SQL is not portable to BigQuery (uses {', '.join(bad)}): {out[:300]}")
+    return out
 
 
 def _judge(m: Measure, value: Any, today: date) -> tuple[str, float | None]:
@@ -180,12 +233,15 @@ def _judge(m: Measure, value: Any, today: date) -> tuple[str, float | None]:
     raise ValueError(m.judge)
 
 
-def check_table(
-    con: duckdb.DuckDBPyConnection, contract: Contract, where: str | None = None, today: date | None = None
+Fetch = Callable[[str], tuple[list[str], list[tuple]]]  # SQL -> (column names, rows)
+
+
+def judge_row(
+    contract: Contract, ms: list[Measure], row: tuple, today: date, fetch: Fetch | None = None,
+    where: str | None = None, table: str | None = None, translate: Callable[[str], str] = lambda q: q,
 ) -> list[CheckResult]:
-    today = today or datetime.now(timezone.utc).date()
-    sql, ms = table_query(contract, where)
-    row = con.execute(sql).fetchall()[0]
+    """Verdicts from the table query's one result row (engine-neutral: DuckDB and BigQuery share it).
+    `fetch` runs the (translated) sample queries of failed rules; None skips samples."""
     n_rows = row[0]
     results = []
     for i, m in enumerate(ms):
@@ -195,8 +251,10 @@ def check_table(
         if status == "fail" and m.severity == "warning":
             status = "warn"
         sample: list[Any] = []
-        if status != "pass":
-            sample = _sample(con, contract, m, where)
+        if status != "pass" and fetch is not None:
+            sql = sample_query(contract, m, where, table)
+            if sql:
+                sample = _sample_rows(m, *fetch(translate(sql)))
         message = "ok" if status == "pass" else m.message
         results.append(CheckResult(m.rule, contract.fqn, m.columns, status, m.severity, measured, m.threshold, message, sample))
     for problem in target_naming_violations(contract):
@@ -204,20 +262,59 @@ def check_table(
     return results
 
 
-def _sample(con: duckdb.DuckDBPyConnection, contract: Contract, m: Measure, where: str | None) -> list[Any]:
-    keys = ", ".join(_ref(k) for k in contract.primary_key)
+def check_table(
+    con: duckdb.DuckDBPyConnection, contract: Contract, where: str | None = None, today: date | None = None
+) -> list[CheckResult]:
+    today = today or datetime.now(timezone.utc).date()
+    sql, ms = table_query(contract, where)
+    row = con.execute(sql).fetchall()[0]
+
+    def fetch(q: str) -> tuple[list[str], list[tuple]]:
+        cur = con.execute(q)
+        rows = cur.fetchall()
+        return [d[0] for d in cur.description], rows
+
+    return judge_row(contract, ms, row, today, fetch, where)
+
+
+def sample_query(contract: Contract, m: Measure, where: str | None, table: str | None = None) -> str | None:
+    """Portable SQL selecting up to SAMPLE_LIMIT offending rows (or duplicated keys) of a failed measure."""
+    ref = table or table_ref(contract)
     filters = [f for f in (where, m.sample_where) if f]
     if m.rule == "unique_key":
-        sql = (
-            f"SELECT to_json(struct_pack({keys})) AS k, COUNT(*) AS n FROM {table_ref(contract)}"
-            + (f" WHERE {where}" if where else "")
-            + f" GROUP BY ALL HAVING COUNT(*) > 1 LIMIT {SAMPLE_LIMIT}"
+        keys = ", ".join(_ref(k) for k in contract.primary_key)
+        return (
+            f"SELECT {keys}, COUNT(*) AS _n FROM {ref}" + (f" WHERE {where}" if where else "")
+            + f" GROUP BY {keys} HAVING COUNT(*) > 1 ORDER BY {keys} LIMIT {SAMPLE_LIMIT}"
         )
-        return [{"key": json.loads(k), "rows": n} for k, n in con.execute(sql).fetchall()]
     if not filters:
-        return []
-    sql = f"SELECT to_json(t) FROM {table_ref(contract)} t WHERE " + " AND ".join(f"({f})" for f in filters) + f" LIMIT {SAMPLE_LIMIT}"
-    return [json.loads(r[0]) for r in con.execute(sql).fetchall()]
+        return None
+    return f"SELECT * FROM {ref} WHERE " + " AND ".join(f"({f})" for f in filters) + f" LIMIT {SAMPLE_LIMIT}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe value: dates as ISO text, timestamps as ISO text in UTC, structs and lists kept."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _sample_rows(m: Measure, names: list[str], rows: list[tuple]) -> list[Any]:
+    if m.rule == "unique_key":
+        return [{"key": {k: _plain(v) for k, v in zip(names[:-1], r[:-1])}, "rows": r[-1]} for r in rows]
+    return [{k: _plain(v) for k, v in zip(names, r)} for r in rows]
 
 
 def run_health(
@@ -229,6 +326,11 @@ def run_health(
 ) -> list[CheckResult]:
     """Check the named tables (default: all), optionally only one batch's rows; record the results."""
     contracts = [dc.get(t) for t in tables] if tables else list(dc.CONTRACTS)
+    existing = {
+        f"{s}.{t}" for s, t in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        ).fetchall()
+    }
     results: list[CheckResult] = []
     for contract in contracts:
         where = None
@@ -236,6 +338,11 @@ def run_health(
             if "batch_id" not in contract.column_names:
                 continue
             where = "batch_id = '" + batch_id.replace("'", "''") + "'"
+        if contract.fqn not in existing:
+            # A contract newer than the warehouse: reported (blocking), never a crash.
+            results.append(CheckResult("table_exists", contract.fqn, "", "fail", "blocking", None, "table exists",
+                                       "the table is missing from the warehouse: run `cbi init`", []))
+            continue
         results += check_table(con, contract, where, today)
     if record:
         record_results(con, results, batch_id, engine="duckdb")
@@ -260,6 +367,64 @@ def record_results(con: duckdb.DuckDBPyConnection, results: list[CheckResult], b
     con.register("_cbi_health", pa.Table.from_pylist(rows))
     con.execute("INSERT INTO monitoring.health_checks BY NAME SELECT * FROM _cbi_health")
     con.unregister("_cbi_health")
+
+
+# The legacy migration (cbi_local/ingest/legacy.py `_record_checks`) writes one health_checks row per
+# defect, its message starting with this prefix; the batch gate's rows for the same batch do not.
+MIGRATION_PREFIX = "migrate-legacy "
+
+
+def recorded_checks(con: duckdb.DuckDBPyConnection, batch_id: str | None = None) -> dict[str, Any]:
+    """Defects a legacy migration recorded in monitoring.health_checks: those of `batch_id`, or of the
+    latest migration batch that recorded any. Each names rule, table, the legacy table, rows and samples.
+    A rerun over unchanged exports records nothing, so the latest recording stays the one shown."""
+    if batch_id is None:
+        found = con.execute(
+            "SELECT batch_id FROM monitoring.health_checks WHERE starts_with(message, ?) "
+            "ORDER BY checked_at DESC LIMIT 1", [MIGRATION_PREFIX]
+        ).fetchall()
+        if not found:
+            return {"batch_id": None, "checked_at": None, "defects": []}
+        batch_id = found[0][0]
+    rows = con.execute(
+        """SELECT checked_at, rule, table_name, status, severity, measured_value, threshold, message, sample_keys
+           FROM monitoring.health_checks WHERE batch_id = ? AND starts_with(message, ?)
+           ORDER BY table_name, rule, message""",
+        [batch_id, MIGRATION_PREFIX],
+    ).fetchall()
+    defects = []
+    for at, rule, tbl, status, severity, measured, threshold, message, samples in rows:
+        legacy_table = message[len(MIGRATION_PREFIX):].split(":", 1)[0]
+        defects.append({
+            "rule": rule, "table": tbl, "legacy_table": legacy_table, "status": status, "severity": severity,
+            "rows": measured, "threshold": threshold, "message": message,
+            "sample": json.loads(samples) if samples else [],
+        })
+    return {"batch_id": batch_id, "checked_at": rows[0][0] if rows else None, "defects": defects}
+
+
+def health_report(
+    con: duckdb.DuckDBPyConnection, tables: list[str] | None = None, batch_id: str | None = None,
+    today: date | None = None,
+) -> dict[str, Any]:
+    """What `cbi health` shows. Without `batch_id`: the live checks over whole tables (recorded) plus the
+    latest migration's recorded defects. With `batch_id`: the live checks over that batch's rows
+    (recorded) plus that batch's recorded defects (if it was a migration). `ok` (the exit code) depends
+    only on live blocking failures."""
+    results = run_health(con, tables, batch_id=batch_id, today=today)
+    recorded = recorded_checks(con, batch_id)
+    if tables:
+        recorded["defects"] = [d for d in recorded["defects"] if d["table"] in set(tables)]
+    failed = failures(results)
+    return {
+        "ok": not failed,
+        "checks": len(results),
+        "failed": len(failed),
+        "warnings": sum(r.status == "warn" for r in results),
+        "batch_id": batch_id,
+        "results": [r.as_dict() for r in results],
+        "recorded": recorded,
+    }
 
 
 def failures(results: list[CheckResult]) -> list[CheckResult]:

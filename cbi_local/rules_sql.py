@@ -37,6 +37,12 @@ def _lit(value: object) -> str:
     return repr(value)
 
 
+def _not_finite(ref: str) -> str:
+    """True for NaN and +/-inf in DuckDB and BigQuery alike (BigQuery has no isfinite; any comparison with
+    NaN is false there, and DuckDB orders NaN above +inf, so abs(x) < inf is false for both)."""
+    return f"NOT (abs({ref}) < CAST('inf' AS DOUBLE))"
+
+
 def _show(path: str) -> str:
     return f"coalesce(CAST({_ref(path)} AS VARCHAR), 'NULL')"
 
@@ -50,7 +56,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
     for r in contract.rules_of("ohlc_sane"):
         o, h, lo, c = (_ref(x) for x in r.columns)
         prices = (o, h, lo, c)
-        bad_price = " OR ".join(f"({p} IS NOT NULL AND (NOT isfinite({p}) OR {p} <= 0))" for p in prices)
+        bad_price = " OR ".join(f"({p} IS NOT NULL AND ({_not_finite(p)} OR {p} <= 0))" for p in prices)
         # NULL comparisons yield NULL (not true): missing prices are not_null's business.
         in_range = [f"{lo} <= {o}", f"{o} <= {h}", f"{lo} <= {h}"]
         if not r.param("close_may_be_settlement"):
@@ -62,7 +68,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
         for col in r.columns:
             ref = _ref(col)
             checks.append(
-                RowCheck("positive", f"{ref} IS NOT NULL AND (NOT isfinite({ref}) OR {ref} <= 0)", f"'{col}=' || {_show(col)} || ' is not > 0'", col)
+                RowCheck("positive", f"{ref} IS NOT NULL AND ({_not_finite(ref)} OR {ref} <= 0)", f"'{col}=' || {_show(col)} || ' is not > 0'", col)
             )
     for r in contract.rules_of("non_negative"):
         for col in r.columns:
@@ -89,7 +95,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
         checks.append(
             RowCheck(
                 "no_spreads",
-                f"contains({_ref(col)}, '-')",
+                f"strpos({_ref(col)}, '-') > 0",
                 f"'calendar spread ' || {_show(col)} || ' never reaches a price table'",
                 col,
             )

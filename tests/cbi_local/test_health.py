@@ -228,3 +228,82 @@ def test_a_batch_failing_a_blocking_rule_is_quarantined_and_can_be_released(con,
     assert held == [{"table": "regimes.regime_calendar", "rule": "forbidden_values", "status": "held", "rows": 9497,
                      "files": 1, "example": held[0]["example"]}]
     assert "allhistory" in held[0]["example"]
+
+
+# --- the audit against reality: the real legacy exports' known defects, named by `cbi health` -----------
+
+
+def test_health_names_each_known_legacy_defect_after_migrating_the_real_exports(home, sample_data):
+    from cbi_local import pipeline
+
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
+        migrated = pipeline.migrate_legacy_dir(c, sample_data / "legacy_bq")
+    runner = CliRunner()
+    out = runner.invoke(app, ["health", "--home", str(home), "--json"])
+    # The live warehouse passes every blocking rule (the defects were quarantined or resolved on the way in):
+    # recorded defects are shown, but only live failures set the exit code.
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    assert payload["ok"] is True and payload["failed"] == 0
+    rec = payload["recorded"]
+    assert rec["batch_id"] == migrated["batch"]["batch_id"]
+    defects = rec["defects"]
+
+    def one(rule: str, table: str, legacy: str) -> dict:
+        found = [d for d in defects if d["rule"] == rule and d["table"] == table and d["legacy_table"].endswith(legacy)]
+        assert len(found) == 1, (rule, legacy, [(d["rule"], d["legacy_table"]) for d in defects])
+        assert found[0]["rows"] > 0 and found[0]["sample"], found[0]
+        return found[0]
+
+    prices = "market_data.yahoo_historical"
+    # mixed source_name -> source_hierarchy (the spellings are named)
+    mixed = one("source_hierarchy", prices, ".soybean_oil_prices")
+    assert "Yahoo_Finance" in mixed["message"] and "yahoo_finance_comprehensive_historical" in mixed["message"]
+    # ^GSPC/SPX and DX-Y.NYB/DXY -> canonical_symbol, samples showing both spellings
+    spx = one("canonical_symbol", prices, ".sp500_prices")
+    assert {s["row"]["symbol"] for s in spx["sample"]} == {"SPX", "^GSPC"}
+    dxy = one("canonical_symbol", prices, ".usd_index_prices")
+    assert {s["row"]["symbol"] for s in dxy["sample"]} == {"DX-Y.NYB", "DXY"}
+    # null provenance -> not_null (quarantined: a blocking failure at migration time)
+    nulls = one("not_null", prices, ".usd_index_prices")
+    assert nulls["status"] == "fail" and all(s["row"]["source_name"] is None for s in nulls["sample"])
+    # the treasury table's one timestamp -> not_single_timestamp, 1,961 rows
+    tsy = one("not_single_timestamp", prices, ".treasury_prices")
+    assert tsy["rows"] == 1961 and "1961 rows" in tsy["message"]
+    # CFTC all-zero managed-money columns -> no_placeholders
+    cot = one("no_placeholders", "raw_intelligence.cftc_cot", ".cftc_cot")
+    assert "managed_money_long" in cot["message"] and cot["sample"][0]["row"]["managed_money_long"] == 0
+    # intraday rows in daily tables -> daily_grain, sample times are not midnight
+    for legacy in (".soybean_oil_prices", ".soybean_meal_prices", ".soybean_prices"):
+        grain = one("daily_grain", prices, legacy)
+        assert grain["status"] == "fail"
+        assert all(not s["row"]["time"][11:19] in ("", "00:00:00") for s in grain["sample"])
+    # The human view names them too, with the live result line first.
+    text = runner.invoke(app, ["health", "--home", str(home)])
+    assert text.exit_code == 0
+    assert "recorded by migration batch" in text.output
+    assert "market_data.yahoo_historical canonical_symbol" in text.output
+    # --batch shows that batch: its live checks over the batch's rows and its recorded defects.
+    batch = runner.invoke(app, ["health", "--home", str(home), "--json", "--batch", rec["batch_id"]])
+    assert batch.exit_code == 0
+    assert len(json.loads(batch.output)["recorded"]["defects"]) == len(defects)
+    # A live blocking failure still sets exit 1 (crafted: an inverted bar).
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
+        c.execute("UPDATE market_data.yahoo_historical SET high = low - 1 WHERE symbol = 'ZL' AND date = DATE '2005-03-01'")
+    assert runner.invoke(app, ["health", "--home", str(home)]).exit_code == 1
+
+
+def test_one_key_text_counts_like_a_struct(con, sample_data):
+    # The portable key encoding (BigQuery cannot COUNT(DISTINCT STRUCT)) counts real keys like DuckDB's struct.
+    _load_real_yahoo_zl(con, sample_data)
+    keys = health.key_text(dc.get("market_data.yahoo_historical"))
+    a, b = con.execute(
+        f"SELECT COUNT(DISTINCT {keys}), COUNT(DISTINCT struct_pack(symbol, date)) FROM market_data.yahoo_historical"
+    ).fetchall()[0]
+    assert a == b > 2000
+    # Length prefixes keep ('ab','c') and ('a','bc') apart.
+    parts = con.execute(
+        f"SELECT COUNT(DISTINCT {health.key_text(dc.get('market_data.yahoo_historical'), ('symbol', 'source'))}) "
+        "FROM (VALUES ('ab', 'c'), ('a', 'bc'), ('a', NULL)) t(symbol, source)"
+    ).fetchall()[0][0]
+    assert parts == 3
