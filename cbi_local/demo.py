@@ -85,6 +85,26 @@ def health_checks(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
+def coverage_step(ctx: DemoContext) -> dict[str, Any]:
+    from . import coverage
+
+    summary = coverage.report(coverage.coverage(ctx.con))["summary"]
+    return {"series": summary["series"], "with_gaps": summary["with_gaps"], "missing_units": summary["missing_units"]}
+
+
+def features_step(ctx: DemoContext) -> dict[str, Any]:
+    from .features.build import build_features
+
+    out: dict[str, Any] = {}
+    for source in ("canonical", "yahoo_historical"):
+        report = build_features(ctx.con, ["ZL"], source=source)
+        out[f"{source}_rows"] = sum(report.rows.values())
+        out[f"{source}_changed"] = report.inserted + report.deleted
+        out.setdefault("ok", True)
+        out["ok"] = out["ok"] and report.ok
+    return out
+
+
 def bigquery_layout(ctx: DemoContext) -> dict[str, Any]:
     from sync.bigquery.layout import ensure_layout
 
@@ -108,6 +128,8 @@ PIPELINE: list[Step] = [
     ("ingest", ingest_samples),
     ("legacy migration", migrate_legacy),
     ("health", health_checks),
+    ("coverage", coverage_step),
+    ("features", features_step),
     ("bigquery layout", bigquery_layout),
     ("audit", audit_both),
 ]
