@@ -1,0 +1,46 @@
+"""`cbi quarantine list|show|release|drop` on the real legacy migration's quarantine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cbi_local import pipeline, warehouse
+from cbi_local.cli import app
+
+runner = CliRunner()
+
+
+def test_list_show_drop_and_release(tmp_path: Path, sample_data: Path):
+    warehouse.init(tmp_path / "warehouse.duckdb")
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb") as con:
+        pipeline.migrate_legacy_dir(con, sample_data / "legacy_bq")
+    home = ["--home", str(tmp_path)]
+
+    listed = json.loads(runner.invoke(app, ["quarantine", "list", *home, "--json"]).stdout)
+    by_rule = {(r["table"], r["rule"]): r["rows"] for r in listed}
+    # The real DX-Y.NYB rows without provenance and the intraday rows in daily tables are held.
+    assert by_rule[("market_data.yahoo_historical", "not_null")] == 1964
+    assert sum(n for (t, r), n in by_rule.items() if r == "daily_grain") == 56
+
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb", read_only=True) as con:
+        qid, = con.execute("SELECT quarantine_id FROM monitoring.quarantine WHERE rule = 'daily_grain' LIMIT 1").fetchall()[0]
+    shown = json.loads(runner.invoke(app, ["quarantine", "show", qid, *home]).stdout)
+    assert shown["rule"] == "daily_grain" and shown["status"] == "held" and json.loads(shown["payload"])
+
+    # Without --yes, drop asks; "n" leaves the rows held.
+    refused = runner.invoke(app, ["quarantine", "drop", "--rule", "daily_grain", *home], input="n\n")
+    assert refused.exit_code == 1
+    dropped = runner.invoke(app, ["quarantine", "drop", "--rule", "daily_grain", "--yes", *home])
+    assert dropped.exit_code == 0 and "dropped 56 rows" in dropped.output
+    after = json.loads(runner.invoke(app, ["quarantine", "list", "--status", "dropped", *home, "--json"]).stdout)
+    assert sum(r["rows"] for r in after) == 56  # kept for the record, never deleted
+
+    # Releasing rows whose rule still fails sends them straight back: nothing bypasses the rules.
+    released = json.loads(runner.invoke(app, ["quarantine", "release", "--rule", "not_null", *home, "--json"]).stdout)
+    assert released["released"] == 1964 and released["loaded"] == 0 and released["requarantined"] == 1964
+
+    missing = runner.invoke(app, ["quarantine", "release", *home])
+    assert missing.exit_code == 2 and "--rule" in missing.output
