@@ -89,7 +89,44 @@ def _placeholder_measures(contract: Contract, rule) -> list[Measure]:
                 f"{col}: zero variance (one value on every row)",
             )
         )
+        window = rule.param("window", 20)
+        out.append(
+            Measure(
+                "no_placeholders", col,
+                f"COUNT(*) FILTER (WHERE {_window_flag(col)})",
+                f"no run of {window} equal values", rule.severity, None, "zero",
+                f"{col}: constant over a window of {window} consecutive rows (count of rows ending such a run)",
+            )
+        )
     return out
+
+
+def _window_flag(col: str) -> str:
+    return '"_const_' + col.replace(".", "__") + '"'
+
+
+def _window_order(contract: Contract) -> tuple[list[str], str]:
+    """(partition columns, order column) of the table's natural series: the key minus its time column."""
+    order = contract.partition.column if contract.partition else contract.primary_key[-1]
+    return [k for k in contract.primary_key if k != order], order
+
+
+def _windowed_source(contract: Contract, source: str, where: str | None) -> str | None:
+    """A subquery adding one flag per no_placeholders column: true on a row that ends `window`
+    consecutive non-null equal values (rolling min = max over the table's time order). The order
+    column is never NULL; NULLS FIRST is BigQuery's default, so the text means the same on both."""
+    parts, order = _window_order(contract)
+    partition = ("PARTITION BY " + ", ".join(_ref(p) for p in parts) + " ") if parts else ""
+    flags = []
+    for rule in contract.rules_of("no_placeholders"):
+        n = int(rule.param("window", 20))
+        w = f"OVER ({partition}ORDER BY {_ref(order)} ASC NULLS FIRST ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW)"
+        for col in rule.columns:
+            ref = _ref(col)
+            flags.append(f"(COUNT({ref}) {w} = {n} AND min({ref}) {w} = max({ref}) {w}) AS {_window_flag(col)}")
+    if not flags:
+        return None
+    return f"(SELECT *, {', '.join(flags)} FROM {source}" + (f" WHERE {where}" if where else "") + ") AS t"
 
 
 def key_text(contract: Contract, columns: tuple[str, ...] | list[str] | None = None) -> str:
@@ -181,7 +218,11 @@ def table_query(contract: Contract, where: str | None = None, table: str | None 
     the FROM target (e.g. '"project"."dataset"."table"')."""
     ms = measures(contract)
     cols = ",\n  ".join(f"{m.expr} AS m{i}" for i, m in enumerate(ms)) or "COUNT(*) AS m0"
-    sql = f"SELECT COUNT(*) AS _rows,\n  {cols}\nFROM {table or table_ref(contract)}"
+    source = table or table_ref(contract)
+    windowed = _windowed_source(contract, source, where)
+    if windowed:  # still one query: the window flags ride along the single scan
+        return f"SELECT COUNT(*) AS _rows,\n  {cols}\nFROM {windowed}", ms
+    sql = f"SELECT COUNT(*) AS _rows,\n  {cols}\nFROM {source}"
     if where:
         sql += f"\nWHERE {where}"
     return sql, ms

@@ -307,3 +307,31 @@ def test_one_key_text_counts_like_a_struct(con, sample_data):
         "FROM (VALUES ('ab', 'c'), ('a', 'bc'), ('a', NULL)) t(symbol, source)"
     ).fetchall()[0][0]
     assert parts == 3
+
+
+def test_a_column_constant_over_a_window_is_a_placeholder(con, sample_data):
+    # Real CFTC weeks: commercial positions never repeat for 20 reports in a row (pass).
+    con.execute(
+        f"""
+        INSERT INTO raw_intelligence.cftc_cot BY NAME
+        SELECT report_date, contract_code, CAST(commercial_long AS BIGINT) AS commercial_long,
+               CAST(commercial_short AS BIGINT) AS commercial_short, CAST(open_interest AS BIGINT) AS open_interest,
+               'cftc' AS source
+        FROM read_parquet('{sample_data / LEGACY}.cftc_cot.parquet')
+        QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
+        """
+    )
+    window = ("no_placeholders", "commercial_long")
+    runs = [r for r in health.run_health(con, ["raw_intelligence.cftc_cot"]) if (r.rule, r.columns) == window
+            and "run of" in r.threshold]
+    assert [r.status for r in runs] == ["pass"]
+    # Crafted: 25 consecutive reports frozen at one value (a forward-filled placeholder), the rest real.
+    con.execute(
+        """
+        UPDATE raw_intelligence.cftc_cot SET commercial_long = 123456
+        WHERE report_date IN (SELECT report_date FROM raw_intelligence.cftc_cot ORDER BY report_date LIMIT 25 OFFSET 100)
+        """
+    )
+    r = [r for r in health.run_health(con, ["raw_intelligence.cftc_cot"]) if (r.rule, r.columns) == window
+         and "run of" in r.threshold][0]
+    assert (r.status, r.measured_value) == ("fail", 6.0)  # rows 20..25 of the run each end a 20-row window
