@@ -274,7 +274,9 @@ def demo(
 
 
 
-from . import cli_features, cli_health, cli_ingest  # noqa: E402,F401  (register their commands on `app`)
+from . import cli_features, cli_health, cli_ingest, cli_train  # noqa: E402,F401  (register their commands on `app`)
+from sync import cli as _sync_cli  # noqa: E402,F401  (registers `cbi sync ...` and `cbi daemon`)
+from tui import cli as _tui_cli  # noqa: E402,F401  (registers `cbi tui`; Textual loads only when it runs)
 
 
 def main() -> None:

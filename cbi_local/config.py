@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     bq_location: str = Field(default="us-central1", description="BigQuery dataset location.")
     bq_endpoint: str | None = Field(default=None, description="API endpoint override (the local emulator).")
     gcs_bucket: str | None = Field(default=None, description="Bucket for staging large batches as Parquet.")
+    inbox: Path | None = Field(default=None, description="Folder the daemon ingests from (CBI_INBOX).")
 
     @property
     def warehouse_path(self) -> Path:

@@ -161,7 +161,7 @@ test_end = Column("test_end", "DATE", "Last date of the test window.")
 feature_names = Column("feature_names", "STRING", "Feature columns the model used.", mode="REPEATED")
 _METRICS = (
     _f("mae", "Mean absolute error of the forecast price."),
-    _f("mape", "Mean absolute percentage error of the forecast price."),
+    _f("mape", "Mean absolute percentage error of the forecast price, in percent."),
     _f("r2", "R squared of the log-return forecast."),
     _f("directional_accuracy", "Share of test rows whose forecast sign matches the realised return."),
     _f("pinball_p10", "Pinball loss of the 0.1 quantile."),
@@ -169,9 +169,17 @@ _METRICS = (
     _f("pinball_p90", "Pinball loss of the 0.9 quantile."),
     _f("coverage_p10_p90", "Share of realised values inside P10-P90."),
     _f("baseline_mae", "MAE of the naive no-change forecast."),
-    _f("baseline_mape", "MAPE of the naive no-change forecast."),
+    _f("baseline_mape", "MAPE of the naive no-change forecast, in percent."),
     _f("unweighted_mae", "MAE of the same model trained without regime weights."),
     _f("unweighted_mape", "MAPE of the same model trained without regime weights."),
+    *(
+        _f(f"{model}_{metric}", f"{label} of the {who}.")
+        for model, who in (("baseline", "naive no-change forecast"), ("unweighted", "same model without regime weights"))
+        for metric, label in (
+            ("r2", "R squared"), ("directional_accuracy", "Directional accuracy"), ("pinball_p10", "P10 pinball loss"),
+            ("pinball_p50", "P50 pinball loss"), ("pinball_p90", "P90 pinball loss"), ("coverage_p10_p90", "P10-P90 coverage"),
+        )
+    ),
     _f("n_test", "Test rows.", "INT64"),
 )
 fold_metrics = struct(
@@ -245,3 +253,12 @@ row_count = Column("row_count", "INT64", "Rows the step moved.")
 byte_count = Column("byte_count", "INT64", "Bytes the step moved.")
 started_at = Column("started_at", "TIMESTAMP", "When the step started (UTC).")
 finished_at = Column("finished_at", "TIMESTAMP", "When the step finished (UTC).")
+
+# --- sync (owned by the sync engineer: journal detail, daemon heartbeat) -----------------
+sync_run_id = Column("sync_run_id", "STRING", "One sync invocation (push or pull); BigQuery job ids start with it.")
+chunk_index = Column("chunk_index", "INT64", "0-based chunk of a table's partitions (each chunk touches at most 4,000 partitions).")
+detail = Column("detail", "STRING", "JSON detail of the step (plan chunks, staged fingerprint, staging object).")
+hostname = Column("hostname", "STRING", "Host the process ran on.")
+process_id = Column("process_id", "INT64", "Operating-system process id.")
+heartbeat_at = Column("heartbeat_at", "TIMESTAMP", "Last sign of life (UTC).")
+cycle_count = Column("cycle_count", "INT64", "Daemon cycles completed since it started.")

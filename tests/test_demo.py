@@ -25,12 +25,28 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert first["ok"]
     steps = first["steps"]
     assert steps["warehouse"]["created_tables"] == len(dc.CONTRACTS)
+    # Every input row accounted: Databento samples, FRED, the registry; then the legacy exports.
+    ingest = steps["ingest"]
+    assert ingest["read"] == ingest["loaded"] + ingest["quarantined"] + ingest["duplicate"] and ingest["loaded"] > 80_000
+    legacy = steps["legacy migration"]
+    assert (legacy["read"], legacy["loaded"] + legacy["quarantined"] + legacy["duplicate"]) == (89_413, 89_413)
+    assert {"source_hierarchy", "canonical_symbol", "not_null", "not_single_timestamp", "no_placeholders",
+            "daily_grain"} <= set(legacy["defects_by_rule"])
+    assert steps["health"]["failed"] == 0
+    assert steps["features"]["yahoo_historical_rows"] > 6000 and steps["features"]["canonical_rows"] > 2000
+    assert steps["training"]["models_trained"] == 20
     assert steps["bigquery layout"]["created_datasets"] == 12
     assert steps["audit"]["drift"] == 0
+
     second = _demo(tmp_path, sample_data)
     assert second["ok"]
-    assert second["steps"]["warehouse"]["created_tables"] == 0
-    assert second["steps"]["bigquery layout"] == {"created_datasets": 0, "created_tables": 0, "seconds": second["steps"]["bigquery layout"]["seconds"]}
+    again = second["steps"]
+    assert again["warehouse"]["created_tables"] == 0
+    assert again["ingest"]["files"] == 0 and again["ingest"]["unchanged"] == ingest["files"]
+    assert again["legacy migration"]["read"] == 0
+    assert again["features"]["canonical_changed"] == again["features"]["yahoo_historical_changed"] == 0
+    assert again["training"]["models_trained"] == 0
+    assert (again["bigquery layout"]["created_datasets"], again["bigquery layout"]["created_tables"]) == (0, 0)
 
 
 def test_demo_names_missing_sample_data(tmp_path: Path):

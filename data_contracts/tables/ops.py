@@ -42,6 +42,7 @@ sync_log = Contract(
     columns=(
         c.sync_id.required(), c.batch_id, c.table_name, c.step.required(), c.status.required(), c.job_id,
         c.partition_count, c.row_count, c.byte_count, c.started_at, c.finished_at, c.error,
+        c.sync_run_id, c.chunk_index, c.detail,
     ),
     primary_key=("sync_id",),
     sources=(CBI,),
@@ -49,4 +50,18 @@ sync_log = Contract(
     sync="local",
 )
 
-CONTRACTS = (batches, file_manifest, sync_log)
+daemon_heartbeat = Contract(
+    dataset="ops",
+    table="daemon_heartbeat",
+    description="One row per daemon instance (host, pid): last heartbeat, cycles, last cycle's status and error.",
+    columns=(
+        c.hostname.required(), c.process_id.required(), c.started_at, c.heartbeat_at.required(), c.cycle_count,
+        c.status, c.message, c.error,
+    ),
+    primary_key=("hostname", "process_id"),
+    sources=(CBI,),
+    rules=(r.unique_key(),),
+    sync="local",
+)
+
+CONTRACTS = (batches, file_manifest, sync_log, daemon_heartbeat)

@@ -19,6 +19,8 @@ zl_forecasts = Contract(
     clustering=("symbol", "horizon"),
     sources=(CBI,),
     rules=(r.unique_key(), r.not_null("as_of_date", "horizon", "p50"), r.positive("p10", "p50", "p90")),
+    # Forecasts from a research (non-canonical) matrix stay local, like the research matrix rows.
+    push_only_where="NOT is_research",
 )
 
 CONTRACTS = (zl_forecasts,)

@@ -1,0 +1,208 @@
+"""`cbi train`, `cbi train compare`, `cbi train runs` (a sub-app registered on the main app)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from . import warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
+from .config import settings
+
+train_app = typer.Typer(
+    help="LightGBM point + P10/P50/P90 models per horizon on features.daily_ml_matrix (offline, purged "
+         "walk-forward CV); `cbi train compare A B` and `cbi train runs` read the recorded runs.",
+    invoke_without_command=True,
+)
+app.add_typer(train_app, name="train")
+
+_RESEARCH = "[bold yellow]RESEARCH[/]"
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    label = _RESEARCH if r["is_research"] else "[green]production[/]"
+    console.print(
+        f"run {r['run_id']} {label}: {r['symbol']} matrix {r['matrix_source']}, {r['rows']:,} rows "
+        f"{r['window'][0]}..{r['window'][1]}, {len(r['regimes'])} regimes, weights {r['weights']}, seed {r['seed']}, "
+        f"{len(r['features'])} features, {r['seconds']:.1f}s",
+        soft_wrap=True,
+    )
+    if r["is_research"]:
+        console.print(f"  {_RESEARCH}: trained on a non-canonical matrix; recorded with is_research = true, never production.")
+    folds = Table(title="purged walk-forward folds (embargo = sessions between train end and test start, >= horizon)")
+    for col in ("h", "fold", "train", "rows", "embargo", "test", "rows ", "regimes", "label overlap",
+                "MAPE % model/base/unw"):
+        folds.add_column(col, justify="left" if col in ("h", "fold", "train", "test") else "right")
+    for h, hr in r["horizons"].items():
+        for f in hr["folds"]:
+            m = f["metrics"]
+            folds.add_row(h, str(f["fold"]), f"{f['train_start']}..{f['train_end']}", f"{f['n_train']:,}",
+                          str(f["gap_sessions"]), f"{f['test_start']}..{f['test_end']}", f"{m['n_test']:,}",
+                          str(f["train_regimes"]), str(f["label_overlap_rows"]),
+                          f"{_f(m['mape'], 2)} / {_f(m['baseline_mape'], 2)} / {_f(m['unweighted_mape'], 2)}")
+    console.print(folds)
+    t = Table(title="out-of-fold metrics (all folds' test rows): model beside the naive no-change baseline and the "
+                    "unweighted model")
+    for col in ("h", "forecast", "MAPE %", "MAE", "R²", "dir. acc.", "pinball P10", "pinball P50", "pinball P90",
+                "cover P10-P90"):
+        t.add_column(col, justify="left" if col in ("h", "forecast") else "right", no_wrap=True)
+    keys = ("mape", "mae", "r2", "directional_accuracy", "pinball_p10", "pinball_p50", "pinball_p90", "coverage_p10_p90")
+    for h, hr in r["horizons"].items():
+        m = hr["metrics"]
+        for i, (name, prefix) in enumerate((("model", ""), ("baseline", "baseline_"), ("unweighted", "unweighted_"))):
+            if prefix == "unweighted_" and r["weights"] == "none":
+                continue
+            cells = (_f(m[prefix + k], 2 if k in ("mape", "mae") else 3) for k in keys)
+            t.add_row(h if i == 0 else "", name if i else "[bold]model[/]", *cells, end_section=prefix == "unweighted_")
+    console.print(t)
+    fc = Table(title=f"forecasts {'(RESEARCH) ' if r['is_research'] else ''}from {r['forecasts'][0]['as_of_date']} "
+                     f"(close {r['forecasts'][0]['close']:.2f})" if r["forecasts"] else "forecasts")
+    for col in ("h", "target date", "P10", "P50", "P90", "point"):
+        fc.add_column(col, justify="left" if col in ("h", "target date") else "right")
+    for f in r["forecasts"]:
+        fc.add_row(f["horizon"], str(f["target_date"]), _f(f["p10"], 2), _f(f["p50"], 2), _f(f["p90"], 2), _f(f["point"], 2))
+    console.print(fc)
+    top = {h: ", ".join(x["feature"] for x in hr["feature_importance"][:3]) for h, hr in r["horizons"].items()}
+    console.print("top features (gain): " + "; ".join(f"{h}: {v}" for h, v in top.items()), soft_wrap=True)
+    if r.get("model_path"):
+        console.print(
+            f"recorded: training.model_runs ({len(r['horizons'])} rows), predictions.zl_forecasts "
+            f"({r.get('forecasts_written', 0)} rows), batch {r['batch_id']}; models in {escape(r['model_path'])}",
+            soft_wrap=True,
+        )
+    gate = r.get("gate")
+    if gate and gate["failed"]:
+        console.print(f"[red]✗ health gate failed[/]: {gate['failed']}")
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Option("--symbol", help="Matrix symbol.")] = "ZL",
+    horizons: Annotated[str, typer.Option("--horizons", help="Comma-separated horizons.")] = "1w,1m,3m,6m,12m",
+    source: Annotated[str, typer.Option("--source", help="canonical, or yahoo_historical (research: recorded as "
+                                                         "is_research, never production).")] = "canonical",
+    weights: Annotated[bool, typer.Option("--weights/--no-weights", help="Regime sample weights.")] = True,
+    folds: Annotated[int, typer.Option("--folds", help="Walk-forward test folds.")] = 3,
+    test_size: Annotated[int | None, typer.Option("--test-size", help="Rows per test fold (default: labelled rows "
+                                                                      "// (folds + 2)).")] = None,
+    embargo: Annotated[int | None, typer.Option("--embargo", help="Sessions between train and test (default and "
+                                                                  "minimum: the horizon).")] = None,
+    window: Annotated[str, typer.Option("--window", help="expanding or rolling training window.")] = "expanding",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data: same metrics).")] = 42,
+    rounds: Annotated[int | None, typer.Option("--rounds", help="Boosting rounds per model.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First date of the data window (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date of the data window (YYYY-MM-DD).")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train point + quantile models per horizon, with purged walk-forward CV; record the run and forecasts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .training import TrainError, TrainOptions
+    from .training import train as run_train
+    from .training.model import DEFAULT_ROUNDS
+
+    try:
+        opts = TrainOptions(
+            symbol=symbol, horizons=[h.strip() for h in horizons.split(",") if h.strip()], matrix_source=source,
+            weights=weights, folds=folds, test_size=test_size, embargo=embargo, window=window, seed=seed,
+            rounds=rounds or DEFAULT_ROUNDS, start=date.fromisoformat(start) if start else None,
+            end=date.fromisoformat(end) if end else None,
+        )
+    except ValueError as exc:
+        fail(f"bad date: {exc}")
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path) as con:
+            if not as_json:
+                err.print(f"training {opts.symbol} {','.join(opts.horizons)} on the {source} matrix ...")
+            report = run_train(con, s.home, opts)
+    except (warehouse.WarehouseError, TrainError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report)
+    else:
+        _print_report(report)
+    if report.get("gate") and report["gate"]["failed"]:
+        raise typer.Exit(1)
+
+
+@train_app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="Run id (or unique prefix, or latest/previous).")],
+    run_b: Annotated[str, typer.Argument(help="Run id (or unique prefix, or latest/previous).")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Metric deltas B - A per horizon (ΔMAPE < 0: B is better)."""
+    from .training import TrainError, compare
+
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+            result = compare(con, run_a, run_b)
+    except (warehouse.WarehouseError, TrainError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(result)
+        return
+    for side in ("a", "b"):
+        i = result[f"{side}_info"]
+        label = _RESEARCH if i["is_research"] else "[green]production[/]"
+        console.print(f"{side.upper()}: {result['run_' + side]} {label} {i['symbol']} {i['matrix_source']} seed {i['seed']} "
+                      f"git {str(i['git_commit'])[:12]} data {str(i['data_fingerprint'])[:12]}", soft_wrap=True)
+    for note in result["notes"]:
+        console.print(f"  [yellow]![/] {escape(note)}")
+    t = Table(title="B - A (green: B better)")
+    t.add_column("metric")
+    hs = list(result["horizons"])
+    for h in hs:
+        t.add_column(f"{h} A → B (Δ)", justify="right")
+    metrics = list(next(iter(result["horizons"].values()))["metrics"]) if hs else []
+    for k in metrics:
+        cells = []
+        for h in hs:
+            m = result["horizons"][h]["metrics"][k]
+            d = "—" if m["delta"] is None else f"{m['delta']:+.3f}"
+            colour = {True: "green", False: "red"}.get(m["b_better"])
+            cells.append(f"{_f(m['a'])} → {_f(m['b'])} ({f'[{colour}]{d}[/]' if colour else d})")
+        t.add_row(k, *cells)
+    console.print(t)
+
+
+@train_app.command("runs")
+def runs_cmd(
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Most recent runs.")] = 20,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recorded runs, newest first, with MAPE per horizon beside the naive baseline's."""
+    from .training import list_runs
+
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+            rows = list_runs(con, symbol.upper() if symbol else None, limit)
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(rows)
+        return
+    t = Table(title="training runs (MAPE % model / baseline)")
+    for col in ("run", "created", "symbol", "matrix", "kind", "seed", "MAPE by horizon"):
+        t.add_column(col)
+    for r in rows:
+        mape = "  ".join(f"{h} {_f(r['mape'].get(h), 2)}/{_f(r['baseline_mape'].get(h), 2)}" for h in r["horizons"])
+        t.add_row(r["run_id"], str(r["created_at"])[:19], r["symbol"], r["matrix_source"],
+                  _RESEARCH if r["is_research"] else "production", str(r["seed"]), mape)
+    console.print(t)

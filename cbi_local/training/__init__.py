@@ -1,0 +1,17 @@
+"""Training: LightGBM point + quantile models per horizon on features.daily_ml_matrix.
+
+`train(con, home, TrainOptions(...))` runs purged walk-forward CV, fits the final models,
+records training.model_runs + predictions.zl_forecasts (one ops.batches row, kind 'train');
+`compare(con, a, b)` gives metric deltas; `list_runs(con)` lists runs. See runs.py.
+"""
+
+from .cv import CVError, Fold, overlaps, walk_forward
+from .data import DataError, Frame, feature_spec, load_frame
+from .metrics import QUANTILES, evaluate, score
+from .runs import MIN_REGIMES, TrainError, TrainOptions, compare, list_runs, plan, resolve_run, train
+
+__all__ = [
+    "CVError", "DataError", "Fold", "Frame", "MIN_REGIMES", "QUANTILES", "TrainError", "TrainOptions", "compare",
+    "evaluate", "feature_spec", "list_runs", "load_frame", "overlaps", "plan", "resolve_run", "score", "train",
+    "walk_forward",
+]

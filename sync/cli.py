@@ -1,0 +1,296 @@
+"""`cbi sync push|pull|diff|status` and `cbi daemon [install]` (registered on the main app).
+
+The lead registers this module in cbi_local/cli.py with:
+    from sync import cli as _sync_cli  # noqa: E402,F401  (registers sync, daemon)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cbi_local import warehouse
+from cbi_local.cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
+from cbi_local.config import Settings, settings
+
+sync_app = typer.Typer(help="BigQuery sync: push validated batches exactly once, pull cloud-written tables, parity diff, status.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+daemon_app = typer.Typer(help="Run inbox -> ingest -> push -> pull in a loop; `cbi daemon install` makes it a service.", invoke_without_command=True)
+app.add_typer(daemon_app, name="daemon")
+
+TablesArg = Annotated[list[str] | None, typer.Argument(help="dataset.table names (default: every synced table).")]
+
+
+@contextlib.contextmanager
+def _open(home: Path | None) -> Iterator[tuple[Settings, object]]:
+    s = settings(home)
+    if not s.warehouse_path.exists():
+        fail(f"no warehouse at {s.warehouse_path}: run `cbi init --home {s.home}` first")
+    try:
+        warehouse.init(s.warehouse_path)  # adds the sync journal's columns/tables to older warehouses
+        with warehouse.open_warehouse(s.warehouse_path) as con:
+            yield s, con
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
+
+
+def _client(s: Settings):
+    from sync.bigquery.client import make_client
+
+    return make_client(s)
+
+
+def _guard(fn):
+    """Run fn, turning sync failures into a clean exit 2 (credentials never printed)."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from .journal import SyncBusy, redact
+    from .retry import Offline
+
+    try:
+        return fn()
+    except (SyncBusy, Offline, GoogleAPICallError, ValueError, KeyError) as exc:
+        fail(redact(str(exc)))
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+@sync_app.command("push")
+def push_cmd(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tables, partitions, rows, bytes); change nothing.")] = False,
+) -> None:
+    """Push validated batches to BigQuery: staged, MERGEd on the key, verified, journaled; exactly once."""
+    from . import push as push_mod
+
+    with _open(home) as (s, con):
+        report = _guard(lambda: push_mod.push(con, _client(s), s, dry_run=dry_run))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        if not report.batches:
+            console.print("nothing to push: no validated batches")
+        for b in report.batches:
+            d = b.as_dict()
+            console.print(f"batch {b.batch_id} ({b.status})")
+            for tp in d["targets"]:
+                if tp["batch_partitions"] == 0:
+                    continue
+                sizes = "/".join(f"{c['partition_count']:,}" for c in tp["chunks"])
+                console.print(
+                    f"  {tp['table']}: {tp['batch_partitions']:,} partitions in the batch, {tp['differing_partitions']:,} differ "
+                    f"from BigQuery -> {len(tp['chunks'])} chunks ({sizes or 'none'}), {tp['rows']:,} rows, {_human_bytes(tp['bytes'])}",
+                    soft_wrap=True,
+                )
+            if b.error:
+                console.print(f"  [red]✗[/] {escape(b.error)} (the batch stays pending; rerun `cbi sync push`)", soft_wrap=True)
+        if report.created_tables:
+            console.print(f"created in BigQuery: {len(report.created_datasets)} datasets, {len(report.created_tables)} tables")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@sync_app.command("pull")
+def pull_cmd(
+    tables: TablesArg = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Also delete local partitions that BigQuery does not have.")] = False,
+) -> None:
+    """Download only the partitions of pull tables (weather, CFTC) that differ from BigQuery."""
+    from . import pull as pull_mod
+
+    with _open(home) as (s, con):
+        report = _guard(lambda: pull_mod.pull(con, _client(s), s, tables or None, prune=prune))
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    for t in report.tables:
+        if not t.bigquery_table_exists:
+            console.print(f"{t.table}: not in BigQuery yet; local data kept")
+            continue
+        console.print(
+            f"{t.table}: {t.partitions_checked} partitions compared, {len(t.downloaded_partitions)} downloaded "
+            f"({t.rows_downloaded:,} rows)" + (f": {', '.join(t.downloaded_partitions[:12])}" if t.downloaded_partitions else "")
+            + (f"; {len(t.kept_local_only)} local-only partitions kept (--prune deletes)" if t.kept_local_only else ""),
+            soft_wrap=True,
+        )
+
+
+@sync_app.command("diff")
+def diff_cmd(
+    tables: TablesArg = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    all_partitions: Annotated[bool, typer.Option("--all", help="List equal partitions too.")] = False,
+) -> None:
+    """Per table and partition: equal, differ, missing on either side (fingerprints only); exit 1 on any difference."""
+    from . import pull as pull_mod
+
+    with _open(home) as (s, con):
+        diffs = _guard(lambda: pull_mod.diff(con, _client(s), s, tables or None))
+    ok = all(d.ok for d in diffs)
+    if as_json:
+        emit_json({"ok": ok, "tables": [d.as_dict(all_partitions) for d in diffs]})
+    else:
+        for d in diffs:
+            x = d.as_dict()
+            c = x["counts"]
+            mark = "[green]✓[/]" if d.ok else "[red]✗[/]"
+            where = "" if d.bigquery_table_exists else " [dim](no BigQuery table)[/]"
+            console.print(
+                f"{mark} {d.table}{where}: {c['equal']:,} equal, {c['differ']:,} differ, {c['missing_local']:,} missing locally, "
+                f"{c['missing_bigquery']:,} missing in BigQuery (rows: local {x['local_rows']:,}, BigQuery {x['bigquery_rows']:,})",
+                soft_wrap=True,
+            )
+            for p in d.partitions:
+                if p.status != "equal":
+                    console.print(f"    {p.partition}: {p.status} (local {p.local_rows}, BigQuery {p.bigquery_rows})")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@sync_app.command("views")
+def views_cmd(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    print_only: Annotated[bool, typer.Option("--print", help="Print the SQL instead of applying it.")] = False,
+) -> None:
+    """Create the api views (never exposing private rows) and row access policies for private tables."""
+    from . import privacy
+
+    s = settings(home)
+    views = {f"api.{v.name}": privacy.view_sql(s.bq_project, v) for v in privacy.API_VIEWS}
+    policies = privacy.row_access_policies(s.bq_project)
+    if print_only:
+        if as_json:
+            emit_json({"views": views, "row_access_policies": policies})
+            return
+        for name, sql in views.items():
+            sys.stdout.write(f"-- {name}\nCREATE OR REPLACE VIEW `{s.bq_project}.{name}` AS\n{sql};\n\n")
+        for sql in policies:
+            sys.stdout.write(sql + ";\n")
+        if not policies:
+            sys.stdout.write(f"-- no row access policies: set {privacy.OWNERS_ENV} / {privacy.READERS_ENV} (IAM members)\n")
+        return
+
+    def apply():
+        client = _client(s)
+        created = privacy.ensure_api_views(client, s.bq_project)
+        applied = privacy.apply_policies(client, policies)
+        return created, applied
+
+    created, applied = _guard(apply)
+    if as_json:
+        emit_json({"views": created, "row_access_policies": applied})
+    else:
+        console.print(f"api views: {', '.join(created)}; row access policies applied: {len(applied)}")
+
+
+@sync_app.command("status")
+def status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Pending/pushed/failed batches, last push and pull per table, last error, daemon heartbeat (local only)."""
+    from .status import sync_status
+
+    s = settings(home)
+    try:
+        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+            st = sync_status(con)
+    except (warehouse.WarehouseError, Exception) as exc:  # an old warehouse without the journal tables
+        fail(f"{exc} (run `cbi init` to migrate the warehouse)")
+    if as_json:
+        emit_json(st)
+        return
+    b = st["batches"]
+    console.print(f"batches: {b['pending']} pending, {b['pushed']} pushed, {b['failed_validation']} failed validation, {b['failed']} failed")
+    for p in st["pending"]:
+        console.print(f"  pending {p['batch_id']} ({p['rows_loaded'] or 0:,} rows)" + (f" [red]last error: {escape(p['error'])}[/]" if p["error"] else ""), soft_wrap=True)
+    for row in st["last_push"]:
+        console.print(f"  last push {row['table']}: {row['at']}")
+    for row in st["last_pull"]:
+        console.print(f"  last pull {row['table']}: {row['at']}")
+    if st["last_error"]:
+        e = st["last_error"]
+        console.print(f"last error ({e['at']}, {e['step']}): {escape(str(e['error']))}", soft_wrap=True)
+    d = st["daemon"]
+    console.print(
+        "daemon: never ran" if d is None else f"daemon: {d['hostname']} pid {d['pid']}, last heartbeat {d['heartbeat_at']} ({d['age_seconds']}s ago), {d['cycles']} cycles, {d['status']}"
+    )
+
+
+@daemon_app.callback()
+def daemon_cmd(
+    ctx: typer.Context,
+    home: HomeOpt = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between cycles.")] = 300,
+    inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX).")] = None,
+    cycles: Annotated[int | None, typer.Option("--cycles", help="Stop after this many cycles (default: run until SIGTERM/SIGINT).")] = None,
+) -> None:
+    """Loop: inbox -> ingest -> health gate -> push -> pull -> heartbeat; single instance; stops cleanly on SIGTERM/SIGINT."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .daemon import Daemon
+    from .journal import SyncBusy
+
+    s = settings(home)
+    if not s.warehouse_path.exists():
+        fail(f"no warehouse at {s.warehouse_path}: run `cbi init --home {s.home}` first")
+    warehouse.init(s.warehouse_path)
+    d = Daemon(s, interval=interval, inbox=inbox.expanduser().resolve() if inbox else None)
+    d.install_signal_handlers()
+    try:
+        code = d.run(max_cycles=cycles, log=lambda m: err.print(escape(m), soft_wrap=True))
+    except SyncBusy as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@daemon_app.command("install")
+def daemon_install(
+    home: HomeOpt = None,
+    interval: Annotated[int, typer.Option("--interval", help="Seconds between cycles.")] = 300,
+    inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX).")] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="Print the service definition instead of writing it.")] = False,
+    kind: Annotated[str, typer.Option("--kind", help="launchd (macOS), systemd (Linux) or both (with --print).")] = "",
+) -> None:
+    """Emit a macOS launchd plist (and a systemd user unit) that runs `cbi daemon`."""
+    from .daemon import inbox_dir, launchd_plist, service_paths, systemd_unit
+
+    s = settings(home)
+    box = inbox_dir(s, inbox.expanduser().resolve() if inbox else None)
+    chosen = kind or ("launchd" if print_only or sys.platform == "darwin" else "systemd")
+    if chosen not in ("launchd", "systemd", "both"):
+        fail(f"--kind must be launchd, systemd or both, not {chosen!r}")
+    texts = {"launchd": launchd_plist(s, interval, box), "systemd": systemd_unit(s, interval, box)}
+    kinds = ["launchd", "systemd"] if chosen == "both" else [chosen]
+    if print_only:
+        for k in kinds:
+            if len(kinds) > 1:
+                sys.stdout.write(f"# --- {k}: {service_paths()[k]} ---\n")
+            sys.stdout.write(texts[k])
+        return
+    for k in kinds:
+        path = service_paths()[k]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(texts[k])
+        hint = f"launchctl load -w {path}" if k == "launchd" else "systemctl --user daemon-reload && systemctl --user enable --now cbi-daemon"
+        console.print(f"wrote {path}; start it with: {hint}")
+
+
+def main() -> None:
+    """Entry point that works before cbi_local/cli.py imports this module (tests' subprocesses)."""
+    app()
+

@@ -1,0 +1,251 @@
+"""`cbi daemon`: inbox -> ingest (+ health gate) -> push -> pull -> heartbeat, in a loop.
+
+* Single instance: a file lock `<home>/daemon.lock` (released when the process dies).
+* SIGTERM/SIGINT: the current step finishes, then the loop exits (exit code 0).
+* Offline / 429 / 5xx / timeouts: each call already retries with capped backoff
+  (sync.retry); a cycle that still fails leaves its batches pending (status 'validated')
+  and the next cycle waits min(cap, interval * 2^(failures-1)).
+* The warehouse is opened per cycle and closed while sleeping, so `cbi` commands and the
+  TUI can use it between cycles.
+* Inbox: CBI_INBOX (a folder). Its top-level entries are ingested with
+  `cbi_local.pipeline.ingest_paths` whenever their names, sizes or mtimes change (ingest itself
+  skips files already loaded, by sha256).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cbi_local.config import Settings
+
+from .journal import now, redact, sync_lock
+from .retry import Offline, is_transient
+
+INBOX_ENV = "CBI_INBOX"
+DEFAULT_INTERVAL = 300
+BACKOFF_CAP = 3600
+LAUNCHD_LABEL = "com.cbi-local.daemon"
+
+
+def inbox_dir(settings: Settings, override: Path | None = None) -> Path | None:
+    if override is not None:
+        return override
+    value = getattr(settings, "inbox", None) or os.environ.get(INBOX_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _signature(inbox: Path) -> tuple:
+    entries = []
+    for p in sorted(inbox.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):
+                    st = f.stat()
+                    entries.append((str(f), st.st_size, st.st_mtime_ns))
+        elif p.is_file():
+            st = p.stat()
+            entries.append((str(p), st.st_size, st.st_mtime_ns))
+    return tuple(entries)
+
+
+@dataclass
+class CycleResult:
+    ok: bool = True
+    offline: bool = False
+    ingested: dict[str, Any] | None = None
+    pushed: list[str] = field(default_factory=list)
+    pulled: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    def message(self) -> str:
+        parts = []
+        if self.ingested:
+            parts.append(f"ingested batch {self.ingested.get('batch_id')}")
+        parts.append(f"pushed {len(self.pushed)} batches")
+        pulled = sum(len(v) for v in self.pulled.values())
+        parts.append(f"pulled {pulled} partitions")
+        return "; ".join(parts)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, interval: float = DEFAULT_INTERVAL, inbox: Path | None = None, client_factory=None) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.inbox = inbox_dir(settings, inbox)
+        self.stop = threading.Event()
+        self.cycles = 0
+        self.failures = 0
+        self.started_at = now()
+        self._last_signature: tuple | None = None
+        self._client = None
+        self._client_factory = client_factory
+
+    # -- signals --------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def client(self):
+        if self._client is None:
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                from sync.bigquery.client import make_client
+
+                self._client = make_client(self.settings)
+        return self._client
+
+    # -- one cycle ------------------------------------------------------------------------
+    def cycle(self) -> CycleResult:
+        from cbi_local import pipeline, warehouse
+
+        from . import pull as pull_mod
+        from . import push as push_mod
+
+        result = CycleResult()
+        with warehouse.open_warehouse(self.settings.warehouse_path) as con:
+            try:
+                if self.inbox and self.inbox.is_dir():
+                    sig = _signature(self.inbox)
+                    if sig and sig != self._last_signature:
+                        paths = sorted(p for p in self.inbox.iterdir() if not p.name.startswith("."))
+                        report = pipeline.ingest_paths(con, paths)
+                        result.ingested = {"batch_id": report["batch"]["batch_id"], "ok": report["ok"], "status": report["batch"]["status"]}
+                        self._last_signature = sig
+                if self.stop.is_set():
+                    return result
+                pushed = push_mod.push(con, self.client(), self.settings)
+                result.pushed = [b.batch_id for b in pushed.batches if b.status == "pushed"]
+                if not pushed.ok:
+                    result.ok, result.offline, result.error = False, pushed.offline, pushed.error
+                    return result
+                if self.stop.is_set():
+                    return result
+                pulled = pull_mod.pull(con, self.client(), self.settings)
+                result.pulled = {t.table: t.downloaded_partitions for t in pulled.tables}
+            except Exception as exc:  # noqa: BLE001 - the loop must survive; recorded in the heartbeat
+                result.ok = False
+                result.offline = isinstance(exc, Offline) or is_transient(exc)
+                result.error = redact(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.cycles += 1
+                self.heartbeat(con, result)
+        return result
+
+    def heartbeat(self, con, result: CycleResult) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        status = "ok" if result.ok else ("offline" if result.offline else "error")
+        con.execute("BEGIN")
+        con.execute("DELETE FROM ops.daemon_heartbeat WHERE hostname = ? AND process_id = ?", [host, pid])
+        con.execute(
+            "INSERT INTO ops.daemon_heartbeat (hostname, process_id, started_at, heartbeat_at, cycle_count, status, message, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [host, pid, self.started_at, now(), self.cycles, status, result.message(), result.error],
+        )
+        con.execute("COMMIT")
+
+    def next_wait(self, result: CycleResult) -> float:
+        if result.ok:
+            self.failures = 0
+            return self.interval
+        self.failures += 1
+        return min(float(os.environ.get("CBI_DAEMON_BACKOFF_CAP", BACKOFF_CAP)), self.interval * 2 ** (self.failures - 1))
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, max_cycles: int | None = None, log=None) -> int:
+        say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        with sync_lock(self.settings.home, "daemon"):
+            say(f"cbi daemon: home {self.settings.home}, inbox {self.inbox or '(none: set CBI_INBOX)'}, every {self.interval:g}s")
+            while not self.stop.is_set():
+                result = self.cycle()
+                wait = self.next_wait(result)
+                say(f"cycle {self.cycles}: {'ok' if result.ok else 'FAILED'}: {result.message()}" + (f"; {result.error}" if result.error else "") + f"; next in {wait:g}s")
+                if max_cycles is not None and self.cycles >= max_cycles:
+                    break
+                self.stop.wait(wait)
+            say("cbi daemon: stopped")
+        return 0
+
+
+# --- service files ---------------------------------------------------------------------------
+
+def _cbi_executable() -> str:
+    exe = Path(sys.executable).parent / "cbi"
+    return str(exe if exe.exists() else "cbi")
+
+
+def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
+    from xml.sax.saxutils import escape
+
+    env = {"CBI_HOME": str(settings.home)}
+    if inbox:
+        env[INBOX_ENV] = str(inbox)
+    if settings.bq_project:
+        env["CBI_BQ_PROJECT"] = settings.bq_project
+    env_xml = "".join(f"\n      <key>{escape(k)}</key><string>{escape(v)}</string>" for k, v in env.items())
+    log = settings.home / "daemon.log"
+    args = [_cbi_executable(), "daemon", "--home", str(settings.home), "--interval", str(interval)]
+    args_xml = "".join(f"\n      <string>{escape(a)}</string>" for a in args)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+  <dict>
+    <key>Label</key><string>{LAUNCHD_LABEL}</string>
+    <key>ProgramArguments</key>
+    <array>{args_xml}
+    </array>
+    <key>EnvironmentVariables</key>
+    <dict>{env_xml}
+    </dict>
+    <key>RunAtLoad</key><true/>
+    <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>
+    <key>ThrottleInterval</key><integer>30</integer>
+    <key>ProcessType</key><string>Background</string>
+    <key>StandardOutPath</key><string>{escape(str(log))}</string>
+    <key>StandardErrorPath</key><string>{escape(str(log))}</string>
+  </dict>
+</plist>
+"""
+
+
+def systemd_unit(settings: Settings, interval: int, inbox: Path | None) -> str:
+    env = [f'Environment="CBI_HOME={settings.home}"']
+    if inbox:
+        env.append(f'Environment="{INBOX_ENV}={inbox}"')
+    env_lines = "\n".join(env)
+    return f"""[Unit]
+Description=CBI Local daemon (inbox -> ingest -> push -> pull)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart={_cbi_executable()} daemon --home {settings.home} --interval {interval}
+{env_lines}
+Restart=on-failure
+RestartSec=30
+KillSignal=SIGTERM
+TimeoutStopSec=120
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def service_paths() -> dict[str, Path]:
+    return {
+        "launchd": Path.home() / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist",
+        "systemd": Path.home() / ".config" / "systemd" / "user" / "cbi-daemon.service",
+    }

@@ -1,0 +1,256 @@
+"""Partition ids, partition filters and order-independent fingerprints, in both engines.
+
+A fingerprint of a set of rows is (row count, BIT_XOR of h1, SUM of h2) where h1/h2 are two
+slices of the MD5 of a canonical text of the row. It does not depend on row order, so DuckDB
+and BigQuery compute it independently and the results are compared as plain integers: only
+fingerprints (a few numbers per partition) cross the network, never equal data.
+
+The canonical text is built column by column, identically in both dialects:
+
+* STRING: `<length>:<value>` (no separator ambiguity); BYTES: lowercase hex;
+* INT64: decimal text; BOOL: 0/1; FLOAT64/NUMERIC: ROUND(x * 1e6) as an integer (floats
+  compare to 1e-6, the same IEEE arithmetic on both sides);
+* DATE: days since 1970-01-01; TIMESTAMP/DATETIME: microseconds since the epoch;
+* STRUCT: its leaf fields, recursively; NULL: `n`.
+
+REPEATED columns are not fingerprinted (BigQuery and DuckDB serialise arrays differently);
+a contract with one is reported as not comparable by value (counts and keys still are).
+
+Partition ids are integers: YYYYMMDD (DAY), YYYYMM (MONTH), YYYY (YEAR) of the partition
+column's UTC date, 0 for an unpartitioned table, as BigQuery partitions them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from data_contracts.model import Column, Contract
+from data_contracts.to_duckdb import quote as dq
+
+# Lineage that changes on every re-ingest of the same content: not part of a row's content.
+VOLATILE = ("batch_id", "ingested_at", "file_sha256")
+UNPARTITIONED = 0
+FLOAT_SCALE = "1e6"
+
+
+def bq_quote(name: str) -> str:
+    return "`" + name.replace("`", "") + "`"
+
+
+def bq_table(project: str, dataset: str, table: str) -> str:
+    return f"`{project}.{dataset}.{table}`"
+
+
+# --- canonical text of one value -----------------------------------------------------------
+
+def _leaves(col: Column, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Column]]:
+    here = (*path, col.name)
+    if col.mode == "REPEATED":
+        return []
+    if col.type == "STRUCT":
+        return [leaf for f in col.fields for leaf in _leaves(f, here)]
+    return [(here, col)]
+
+
+def comparable(contract: Contract) -> bool:
+    """False when a column cannot be fingerprinted by value (a REPEATED column)."""
+    return not any(c.mode == "REPEATED" for c in contract.columns)
+
+
+def _bq_value(ref: str, col: Column) -> str:
+    t = col.type
+    if t == "STRING":
+        return f"CONCAT(CAST(LENGTH({ref}) AS STRING), ':', {ref})"
+    if t == "BYTES":
+        return f"TO_HEX({ref})"
+    if t == "INT64":
+        return f"CAST({ref} AS STRING)"
+    if t == "BOOL":
+        return f"CAST(CAST({ref} AS INT64) AS STRING)"
+    if t in ("FLOAT64", "NUMERIC"):
+        return f"CAST(SAFE_CAST(ROUND(CAST({ref} AS FLOAT64) * {FLOAT_SCALE}) AS INT64) AS STRING)"
+    if t == "DATE":
+        return f"CAST(UNIX_DATE({ref}) AS STRING)"
+    if t == "TIMESTAMP":
+        return f"CAST(UNIX_MICROS({ref}) AS STRING)"
+    if t == "DATETIME":
+        return f"CAST(UNIX_MICROS(TIMESTAMP({ref})) AS STRING)"
+    raise ValueError(f"cannot fingerprint type {t}")
+
+
+def _dk_value(ref: str, col: Column) -> str:
+    t = col.type
+    if t == "STRING":
+        return f"(CAST(length({ref}) AS VARCHAR) || ':' || {ref})"
+    if t == "BYTES":
+        return f"lower(hex({ref}))"
+    if t == "INT64":
+        return f"CAST({ref} AS VARCHAR)"
+    if t == "BOOL":
+        return f"CAST(CAST({ref} AS BIGINT) AS VARCHAR)"
+    if t in ("FLOAT64", "NUMERIC"):
+        return f"CAST(TRY_CAST(round(CAST({ref} AS DOUBLE) * {FLOAT_SCALE}) AS BIGINT) AS VARCHAR)"
+    if t == "DATE":
+        return f"CAST(({ref} - DATE '1970-01-01') AS VARCHAR)"
+    if t == "TIMESTAMP":
+        return f"CAST(epoch_us({ref}) AS VARCHAR)"
+    if t == "DATETIME":
+        return f"CAST(epoch_us({ref}) AS VARCHAR)"
+    raise ValueError(f"cannot fingerprint type {t}")
+
+
+def _row_text(contract: Contract, columns: list[str], engine: str, alias: str) -> str:
+    parts = []
+    for name in columns:
+        for path, col in _leaves(contract.column(name)):
+            if engine == "bigquery":
+                ref = ".".join([alias, *(bq_quote(p) for p in path)])
+                parts.append(f"IFNULL({_bq_value(ref, col)}, 'n')")
+            else:
+                ref = alias + "." + ".".join(dq(p) for p in path)
+                parts.append(f"coalesce({_dk_value(ref, col)}, 'n')")
+    if not parts:
+        raise ValueError(f"{contract.fqn}: no fingerprintable columns")
+    if engine == "bigquery":
+        return "CONCAT(" + ", '|', ".join(parts) + ")"
+    return "(" + " || '|' || ".join(parts) + ")"
+
+
+def content_columns(contract: Contract) -> list[str]:
+    """Columns that make up a row's content (lineage that changes on re-ingest excluded)."""
+    return [c for c in contract.column_names if c not in VOLATILE]
+
+
+# --- partitions ----------------------------------------------------------------------------
+
+def partition_expr(contract: Contract, engine: str, alias: str) -> str:
+    p = contract.partition
+    if p is None:
+        return str(UNPARTITIONED)
+    col = contract.column(p.column)
+    if engine == "bigquery":
+        ref = f"{alias}.{bq_quote(p.column)}"
+        d = ref if col.type == "DATE" else f"DATE({ref})"
+        y, m, day = (f"EXTRACT(YEAR FROM {d})", f"EXTRACT(MONTH FROM {d})", f"EXTRACT(DAY FROM {d})")
+    else:
+        ref = f"{alias}.{dq(p.column)}"
+        d = {"DATE": ref, "TIMESTAMP": f"CAST(timezone('UTC', {ref}) AS DATE)", "DATETIME": f"CAST({ref} AS DATE)"}[col.type]
+        y, m, day = (f"year({d})", f"month({d})", f"day({d})")
+    if p.granularity == "YEAR":
+        return f"CAST({y} AS {'INT64' if engine == 'bigquery' else 'BIGINT'})"
+    if p.granularity == "MONTH":
+        return f"CAST({y} * 100 + {m} AS {'INT64' if engine == 'bigquery' else 'BIGINT'})"
+    return f"CAST({y} * 10000 + {m} * 100 + {day} AS {'INT64' if engine == 'bigquery' else 'BIGINT'})"
+
+
+def partition_start(granularity: str, pid: int) -> dt.date:
+    if granularity == "YEAR":
+        return dt.date(pid, 1, 1)
+    if granularity == "MONTH":
+        return dt.date(pid // 100, pid % 100, 1)
+    return dt.date(pid // 10000, pid // 100 % 100, pid % 100)
+
+
+def next_partition(granularity: str, pid: int) -> int:
+    d = partition_start(granularity, pid)
+    if granularity == "YEAR":
+        return pid + 1
+    if granularity == "MONTH":
+        return (d.year + 1) * 100 + 1 if d.month == 12 else pid + 1
+    n = d + dt.timedelta(days=1)
+    return n.year * 10000 + n.month * 100 + n.day
+
+
+def runs(granularity: str, pids: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs [first, last] of sorted partition ids."""
+    out: list[tuple[int, int]] = []
+    for pid in sorted(pids):
+        if out and next_partition(granularity, out[-1][1]) == pid:
+            out[-1] = (out[-1][0], pid)
+        else:
+            out.append((pid, pid))
+    return out
+
+
+def _literal(col_type: str, d: dt.date, engine: str) -> str:
+    if col_type == "DATE":
+        return f"DATE '{d.isoformat()}'"
+    if col_type == "TIMESTAMP":
+        return f"TIMESTAMP '{d.isoformat()} 00:00:00+00'" if engine == "bigquery" else f"TIMESTAMPTZ '{d.isoformat()} 00:00:00+00'"
+    return f"DATETIME '{d.isoformat()} 00:00:00'" if engine == "bigquery" else f"TIMESTAMP '{d.isoformat()} 00:00:00'"
+
+
+def partition_filter(contract: Contract, pids: list[int], engine: str, alias: str) -> str:
+    """A literal filter on the partition column selecting exactly `pids` (so BigQuery prunes)."""
+    p = contract.partition
+    if p is None:
+        return "TRUE"
+    if not pids:
+        return "FALSE"
+    col = contract.column(p.column)
+    ref = f"{alias}.{bq_quote(p.column)}" if engine == "bigquery" else f"{alias}.{dq(p.column)}"
+    clauses = []
+    for first, last in runs(p.granularity, pids):
+        lo = _literal(col.type, partition_start(p.granularity, first), engine)
+        hi = _literal(col.type, partition_start(p.granularity, next_partition(p.granularity, last)), engine)
+        clauses.append(f"({ref} >= {lo} AND {ref} < {hi})")
+    return "(" + " OR ".join(clauses) + ")"
+
+
+# --- fingerprints --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fingerprint:
+    rows: int
+    xor: int
+    total: int
+
+    def as_list(self) -> list[int]:
+        return [self.rows, self.xor, self.total]
+
+
+def _agg(engine: str, text: str) -> str:
+    if engine == "bigquery":
+        h = f"TO_HEX(MD5({text}))"
+        return (
+            "COUNT(*) AS n, "
+            f"IFNULL(BIT_XOR(CAST(CONCAT('0x', SUBSTR({h}, 1, 15)) AS INT64)), 0) AS x, "
+            f"IFNULL(SUM(CAST(CONCAT('0x', SUBSTR({h}, 16, 8)) AS INT64)), 0) AS s"
+        )
+    h = f"md5({text})"
+    return (
+        "count(*) AS n, "
+        f"coalesce(bit_xor(CAST('0x' || substr({h}, 1, 15) AS BIGINT)), 0) AS x, "
+        f"coalesce(sum(CAST('0x' || substr({h}, 16, 8) AS BIGINT)), 0) AS s"
+    )
+
+
+def partition_fingerprints_sql(
+    contract: Contract, engine: str, source: str, where: str = "TRUE", columns: list[str] | None = None
+) -> str:
+    """SELECT pid, n, x, s FROM source WHERE where GROUP BY pid (alias of the source: t)."""
+    cols = columns if columns is not None else content_columns(contract)
+    if comparable(contract):
+        text = _row_text(contract, cols, engine, "t")
+    else:  # keys only
+        text = _row_text(contract, list(contract.primary_key), engine, "t")
+    pid = partition_expr(contract, engine, "t")
+    return f"SELECT {pid} AS pid, {_agg(engine, text)} FROM {source} AS t WHERE {where} GROUP BY 1"
+
+
+def total_fingerprint_sql(contract: Contract, engine: str, source: str, where: str = "TRUE", columns: list[str] | None = None) -> str:
+    cols = columns if columns is not None else content_columns(contract)
+    text = _row_text(contract, cols if comparable(contract) else list(contract.primary_key), engine, "t")
+    return f"SELECT {_agg(engine, text)} FROM {source} AS t WHERE {where}"
+
+
+def as_map(rows: list[tuple]) -> dict[int, Fingerprint]:
+    return {int(r[0]): Fingerprint(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+
+def partition_label(contract: Contract, pid: int) -> str:
+    if contract.partition is None:
+        return "(unpartitioned)"
+    d = partition_start(contract.partition.granularity, pid)
+    return {"YEAR": f"{d.year}", "MONTH": f"{d.year}-{d.month:02d}"}.get(contract.partition.granularity, d.isoformat())

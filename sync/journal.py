@@ -1,0 +1,179 @@
+"""The sync journal (ops.sync_log), the push/pull lock, the fault hook and error redaction.
+
+Every step is journaled after it succeeded; a rerun skips journaled steps and redoes the
+rest. Every step is idempotent (load WRITE_TRUNCATE into a deterministic staging table,
+MERGE on the primary key, drop-if-exists), so a process killed between doing a step and
+journaling it only repeats that step.
+
+Fault injection (tests): `CBI_SYNC_FAULT=after:<step>[:<n>]` SIGKILLs the process right
+after the n-th (default first) journal entry of <step> is committed; `wait:<step>[:<n>]`
+pauses there until the file named by CBI_SYNC_FAULT_GATE is removed. Steps: plan, stage,
+load, merge, verify, drop_staging, mark_pushed (push); pull_plan, download, replace (pull).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+import data_contracts as dc
+
+FAULT_ENV = "CBI_SYNC_FAULT"
+GATE_ENV = "CBI_SYNC_FAULT_GATE"
+LOG = dc.get("ops.sync_log")
+_fault_counts: dict[str, int] = {}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SyncBusy(RuntimeError):
+    """Another process holds the sync lock."""
+
+
+@contextlib.contextmanager
+def sync_lock(home: Path, name: str = "sync") -> Iterator[Path]:
+    """An exclusive, non-blocking file lock under the warehouse home (released on exit or death)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"{name}.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise SyncBusy(f"{path} is held by {holder}: another `cbi sync`/daemon is running") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield path
+    finally:
+        fh.close()
+
+
+_SECRET = re.compile(
+    r"(?i)(bearer\s+[a-z0-9._\-]+|access_token=[^&\s]+|(\"?(private_key|client_secret|refresh_token|token)\"?\s*[:=]\s*)\"?[^\",\s]+)"
+)
+
+
+def redact(text: str) -> str:
+    """Error text without credential material (tokens, keys), bounded in length."""
+    return _SECRET.sub("[redacted]", str(text))[:2000]
+
+
+def _maybe_fault(step: str) -> None:
+    """`after:<step>[:n]` SIGKILLs the process; `wait:<step>[:n]` creates the file named by
+    CBI_SYNC_FAULT_GATE and blocks until it is removed (so a test can stop BigQuery mid-run)."""
+    spec = os.environ.get(FAULT_ENV, "")
+    kind, _, rest = spec.partition(":")
+    if kind not in ("after", "wait"):
+        return
+    want, _, nth_text = rest.partition(":")
+    nth = int(nth_text) if nth_text else 1
+    if want != step:
+        return
+    _fault_counts[step] = _fault_counts.get(step, 0) + 1
+    if _fault_counts[step] != nth:
+        return
+    if kind == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    gate = Path(os.environ[GATE_ENV])
+    gate.touch()
+    deadline = time.monotonic() + 120
+    while gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+class Journal:
+    """Writes and reads ops.sync_log on one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        self.con = con
+        self.run_id = run_id
+
+    def record(
+        self,
+        step: str,
+        *,
+        batch_id: str | None = None,
+        table: str | None = None,
+        chunk: int | None = None,
+        status: str = "done",
+        job_id: str | None = None,
+        partitions: int | None = None,
+        rows: int | None = None,
+        bytes_: int | None = None,
+        started_at: datetime | None = None,
+        detail: Any = None,
+        error: str | None = None,
+        extra_sql: list[tuple[str, list[Any]]] | None = None,
+    ) -> None:
+        """Append one entry; `extra_sql` runs in the same transaction (e.g. marking a batch pushed)."""
+        values = {
+            "sync_id": uuid.uuid4().hex,
+            "batch_id": batch_id,
+            "table_name": table,
+            "step": step,
+            "status": status,
+            "job_id": job_id,
+            "partition_count": partitions,
+            "row_count": rows,
+            "byte_count": bytes_,
+            "started_at": started_at or now(),
+            "finished_at": now(),
+            "error": redact(error) if error else None,
+            "sync_run_id": self.run_id,
+            "chunk_index": chunk,
+            "detail": json.dumps(detail, default=str) if detail is not None else None,
+        }
+        cols = [c for c in LOG.column_names if c in values]
+        sql = f"INSERT INTO ops.sync_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute(sql, [values[c] for c in cols])
+            for stmt, params in extra_sql or []:
+                self.con.execute(stmt, params)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        if status == "done":
+            _maybe_fault(step)
+
+    def done_steps(self, batch_id: str) -> dict[tuple[str | None, int | None, str], dict[str, Any]]:
+        """Completed steps of a batch: (table, chunk, step) -> the latest entry."""
+        rows = self.con.execute(
+            "SELECT table_name, chunk_index, step, job_id, row_count, byte_count, partition_count, detail "
+            "FROM ops.sync_log WHERE batch_id = ? AND status = 'done' ORDER BY finished_at",
+            [batch_id],
+        ).fetchall()
+        out: dict[tuple[str | None, int | None, str], dict[str, Any]] = {}
+        for table, chunk, step, job_id, rows_, bytes_, parts, detail in rows:
+            out[(table, chunk, step)] = {
+                "job_id": job_id,
+                "rows": rows_,
+                "bytes": bytes_,
+                "partitions": parts,
+                "detail": json.loads(detail) if detail else None,
+            }
+        return out
+
+
+def new_run_id(kind: str) -> str:
+    """A run id usable as a BigQuery job-id prefix and label value."""
+    return f"cbi_{kind}_{datetime.now(timezone.utc).strftime('%Y%m%dt%H%M%S')}_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,151 @@
+"""Privacy in BigQuery: api views that never expose private rows, row access policies.
+
+* Private rows (a contract's `private_rows`, e.g. MES bars) are pushed only to the private
+  twin `<table>_private` (sync.push.targets); the public table never receives them.
+* `api` views are generated from the contracts: their columns are the contract's columns
+  (lineage left out), and every source with `private_rows` is filtered with
+  `NOT COALESCE((private_rows), FALSE)` even though the public table should hold none
+  (defence in depth: a view must not depend on how its table was filled).
+* Row access policies: the private twin is readable only by the configured owners;
+  the public table of a contract with `private_rows` gets a policy that shows readers
+  only non-private rows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from google.cloud import bigquery
+
+import data_contracts as dc
+from data_contracts.model import Contract
+
+from .fingerprint import VOLATILE, bq_quote, bq_table
+from .push import PRIVATE_SUFFIX, targets
+
+OWNERS_ENV = "CBI_PRIVATE_OWNERS"  # comma-separated IAM members, e.g. user:me@example.com
+READERS_ENV = "CBI_PUBLIC_READERS"
+LINEAGE_HIDDEN = (*VOLATILE, "source_file")
+
+
+@dataclass(frozen=True)
+class ApiView:
+    name: str
+    description: str
+    source: str  # dataset.table of the contract
+    where: str | None = None
+    join_regime: bool = False
+
+
+API_VIEWS = (
+    ApiView(
+        "vw_zl_dashboard",
+        "ZL front-month daily bars with the training regime of the day (public rows only).",
+        "market_data.futures_continuous_1d",
+        where="root = 'ZL'",
+        join_regime=True,
+    ),
+    ApiView(
+        "vw_futures_continuous_public",
+        "Front-month daily bars of every public root (private roots such as MES never appear).",
+        "market_data.futures_continuous_1d",
+    ),
+)
+
+
+def _private_filter(contract: Contract, alias: str) -> str | None:
+    if not contract.private_rows:
+        return None
+    # The predicate is contract SQL over bare column names; qualify nothing, it runs in a
+    # subquery over the one table.
+    return f"NOT COALESCE(({contract.private_rows}), FALSE)"
+
+
+def view_sql(project: str, view: ApiView) -> str:
+    c = dc.get(view.source)
+    cols = [n for n in c.column_names if n not in LINEAGE_HIDDEN]
+    filters = [f for f in (_private_filter(c, "b"), view.where) if f]
+    where = " AND ".join(f"({f})" for f in filters) or "TRUE"
+    inner = f"SELECT {', '.join(bq_quote(n) for n in cols)} FROM {bq_table(project, c.dataset, c.table)} WHERE {where}"
+    if not view.join_regime:
+        return inner
+    cal = dc.get("regimes.regime_calendar")
+    return (
+        f"SELECT b.*, r.{bq_quote('regime_name')}, r.{bq_quote('regime_weight')} FROM ({inner}) AS b "
+        f"LEFT JOIN {bq_table(project, cal.dataset, cal.table)} AS r ON r.{bq_quote('date')} = b.{bq_quote('date')}"
+    )
+
+
+def ensure_api_views(client: bigquery.Client, project: str) -> list[str]:
+    """Create or replace every api view; returns their names."""
+    from google.api_core.exceptions import NotFound
+
+    from data_contracts import to_bigquery
+
+    needed = {v.source for v in API_VIEWS} | ({"regimes.regime_calendar"} if any(v.join_regime for v in API_VIEWS) else set())
+    for ds_name in {"api"} | {n.split(".")[0] for n in needed}:
+        ds = bigquery.Dataset(f"{project}.{ds_name}")
+        ds.location = client.location or dc.LOCATION
+        ds.description = dc.DATASETS[ds_name]
+        client.create_dataset(ds, exists_ok=True)
+    for fqn in sorted(needed):
+        try:
+            client.get_table(f"{project}.{fqn}")
+        except NotFound:
+            client.create_table(to_bigquery.table(dc.get(fqn), project), exists_ok=True)
+    out = []
+    for view in API_VIEWS:
+        v = bigquery.Table(f"{project}.api.{view.name}")
+        v.view_query = view_sql(project, view)
+        v.description = view.description
+        client.delete_table(v.reference, not_found_ok=True)
+        client.create_table(v)
+        out.append(f"api.{view.name}")
+    return out
+
+
+def _members(env: str) -> list[str]:
+    return [m.strip() for m in os.environ.get(env, "").split(",") if m.strip()]
+
+
+def _grant(members: list[str]) -> str:
+    return ", ".join('"' + m.replace('"', "") + '"' for m in members)
+
+
+def row_access_policies(project: str, owners: list[str] | None = None, readers: list[str] | None = None) -> list[str]:
+    """CREATE OR REPLACE ROW ACCESS POLICY statements for every contract with private rows."""
+    owners = owners if owners is not None else _members(OWNERS_ENV)
+    readers = readers if readers is not None else _members(READERS_ENV)
+    out = []
+    for c in dc.CONTRACTS:
+        if c.sync != "push" or not (c.private_rows or c.privacy == "private"):
+            continue
+        for t in targets(c):
+            ref = bq_table(project, c.dataset, t.table)
+            if t.private and owners:
+                out.append(f"CREATE OR REPLACE ROW ACCESS POLICY cbi_owner_only ON {ref} GRANT TO ({_grant(owners)}) FILTER USING (TRUE)")
+            if not t.private and readers and c.private_rows:
+                out.append(
+                    f"CREATE OR REPLACE ROW ACCESS POLICY cbi_public_rows ON {ref} GRANT TO ({_grant(readers)}) "
+                    f"FILTER USING ({_private_filter(c, 't')})"
+                )
+    return out
+
+
+def private_tables() -> list[str]:
+    return [f"{c.dataset}.{c.table}{PRIVATE_SUFFIX}" for c in dc.CONTRACTS if c.sync == "push" and c.private_rows]
+
+
+def apply_policies(client: bigquery.Client, statements: list[str]) -> list[str]:
+    """Run the row access policy DDL; tables that do not exist yet (no private rows pushed) are skipped."""
+    from google.api_core.exceptions import NotFound
+
+    applied = []
+    for sql in statements:
+        try:
+            client.query(sql).result()
+            applied.append(sql)
+        except NotFound:
+            continue
+    return applied

@@ -1,0 +1,296 @@
+"""Training on the real ZL matrices built from the sample data.
+
+The warehouse is the real pipeline: the legacy exports (Yahoo ZL: canonical bridge 2000-2010,
+research matrix yahoo_historical 2000-2025), the real FRED series and the regime registry,
+then `build_features` for both sources. Expected values (purge/embargo by dates, the naive
+baseline's MAPE) are recomputed here from the warehouse rows, not with the trainer's code.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cbi_local import pipeline, warehouse
+from cbi_local.cli import app
+import cbi_local.cli_train  # noqa: F401  (registers `cbi train` until cli.py imports it)
+from cbi_local.features import build_features
+from cbi_local.training import (
+    CVError, TrainError, TrainOptions, load_frame, overlaps, plan, train, walk_forward,
+)
+from cbi_local.training.model import fit, lgb_params
+
+HORIZONS = {"1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
+RESEARCH = "yahoo_historical"
+runner = CliRunner()
+
+
+def _cli(*args: str, code: int = 0):
+    result = runner.invoke(app, [*args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, sample_data: Path) -> Path:
+    h = tmp_path_factory.mktemp("train")
+    warehouse.init(h / "warehouse.duckdb")
+    with warehouse.open_warehouse(h / "warehouse.duckdb") as con:
+        assert pipeline.migrate_legacy_dir(con, sample_data / "legacy_bq")["ok"]
+        assert pipeline.ingest_paths(con, [sample_data / "fred", sample_data / "registry"])["ok"]
+        assert build_features(con, None, "canonical").ok
+        assert build_features(con, ["ZL"], RESEARCH).ok
+    return h
+
+
+@pytest.fixture(scope="module")
+def frame(home):
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        return load_frame(con, "ZL", RESEARCH)
+
+
+@pytest.fixture(scope="module")
+def research_run(home) -> dict:
+    """The acceptance run: all five horizons on the real research matrix, via the CLI."""
+    out = _cli("train", "--source", RESEARCH, "--home", str(home), "--json").stdout
+    return json.loads(out)
+
+
+def _q(home: Path, sql: str, params=None) -> list[tuple]:
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+# --- purged walk-forward CV ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h", list(HORIZONS))
+@pytest.mark.parametrize("window", ["expanding", "rolling"])
+def test_no_training_label_window_overlaps_a_test_window(frame, h, window):
+    n = HORIZONS[h]
+    lab = frame.labelled(h)
+    folds = walk_forward(lab, n, n_folds=3, window=window)
+    d = frame.dates
+    # the session `n` rows ahead of each row = the end of its label window (the matrix is one row per session)
+    label_end = {int(i): d[i + n] for i in lab}
+    previous_test_end = None
+    for f in folds:
+        test_windows = [(d[j], label_end[int(j)]) for j in f.test]
+        first_test_day = min(a for a, _ in test_windows)
+        # every training label window ends strictly before every test window starts
+        assert max(label_end[int(i)] for i in f.train) < first_test_day
+        assert overlaps(f, n) == 0
+        # at least `n` sessions lie strictly between the last training row and the first test row
+        assert f.gap >= n and int(f.test[0]) - int(f.train[-1]) - 1 >= n
+        # test folds are contiguous, in time order and disjoint
+        assert np.array_equal(f.test, lab[np.searchsorted(lab, f.test[0]): np.searchsorted(lab, f.test[-1]) + 1])
+        if previous_test_end is not None:
+            assert f.test[0] > previous_test_end
+        previous_test_end = f.test[-1]
+    if window == "rolling":
+        assert len({f.n_train for f in folds}) == 1
+    else:
+        assert [f.n_train for f in folds] == sorted(f.n_train for f in folds) and folds[0].train[0] == lab[0]
+
+
+def test_a_longer_embargo_is_honoured_and_a_shorter_one_refused(frame):
+    lab = frame.labelled("1m")
+    for f in walk_forward(lab, 21, n_folds=3, embargo=60):
+        assert int(f.test[0]) - int(f.train[-1]) - 1 == 60
+    with pytest.raises(CVError, match="shorter than the horizon"):
+        walk_forward(lab, 21, embargo=10)
+
+
+def test_the_folds_the_run_records_are_purged_by_date(research_run, home):
+    for h, n in HORIZONS.items():
+        dates = [r[0] for r in _q(home, "SELECT date FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND "
+                                        "matrix_source = ? ORDER BY date", [RESEARCH])]
+        pos = {d: i for i, d in enumerate(dates)}
+        for f in research_run["horizons"][h]["folds"]:
+            train_end, test_start = pos[date.fromisoformat(f["train_end"])], pos[date.fromisoformat(f["test_start"])]
+            assert train_end + n < test_start, (h, f)
+            assert f["label_overlap_rows"] == 0
+
+
+def test_too_few_rows_for_the_folds_fails_clearly(home):
+    res = _cli("train", "--source", RESEARCH, "--horizons", "12m", "--test-size", "1900", "--home", str(home), code=2)
+    assert "fold 1" in res.output and "training rows" in res.output and "fewer --folds" in res.output
+
+
+# --- the >= 7 regimes rule -------------------------------------------------------------------
+
+
+def test_the_canonical_matrix_with_4_regimes_is_refused_and_nothing_recorded(home):
+    before = _q(home, "SELECT count(*) FROM training.model_runs")[0][0]
+    res = _cli("train", "--home", str(home), code=2)
+    assert "4 regime(s)" in res.output and "at least 7" in res.output and "--source yahoo_historical" in res.output
+    assert _q(home, "SELECT count(*) FROM training.model_runs")[0][0] == before
+    assert _q(home, "SELECT count(*) FROM ops.batches WHERE kind = 'train' AND message LIKE '%canonical%'")[0][0] == 0
+
+
+def test_a_research_window_with_3_regimes_is_refused(home):
+    res = _cli("train", "--source", RESEARCH, "--start", "2015-01-01", "--end", "2019-12-31", "--home", str(home), code=2)
+    assert "3 regime(s)" in res.output and "at least 7" in res.output
+
+
+# --- the acceptance run --------------------------------------------------------------------
+
+
+def test_research_run_trains_all_horizons_and_records_everything(research_run, home):
+    r = research_run
+    run_id = r["run_id"]
+    assert r["is_research"] and r["label"] == "RESEARCH" and r["matrix_source"] == RESEARCH
+    assert len(r["regimes"]) >= 7 and r["rows"] == _q(
+        home, "SELECT count(*) FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ?", [RESEARCH])[0][0]
+    assert list(r["horizons"]) == list(HORIZONS)
+    for h, hr in r["horizons"].items():
+        m = hr["metrics"]
+        for k in ("mae", "mape", "r2", "directional_accuracy", "pinball_p10", "pinball_p50", "pinball_p90",
+                  "coverage_p10_p90"):
+            for prefix in ("", "baseline_", "unweighted_"):
+                assert np.isfinite(m[prefix + k]), (h, prefix + k)
+        assert m["n_test"] == sum(f["metrics"]["n_test"] for f in hr["folds"]) and len(hr["folds"]) == 3
+        assert 0 <= m["coverage_p10_p90"] <= 1 and hr["feature_importance"][0]["gain"] > 0
+    # model_runs: one research row per horizon with folds, metrics, features, lineage
+    rows = _q(home, "SELECT horizon, is_research, len(fold_metrics), metrics.mape, metrics.baseline_mape, "
+                    "len(feature_names), len(feature_importance), git_commit, data_fingerprint, model_path, seed, "
+                    "batch_id, params FROM training.model_runs WHERE run_id = ? ORDER BY horizon", [run_id])
+    assert sorted(x[0] for x in rows) == sorted(HORIZONS)
+    for h, research, n_folds, mape, base, n_feat, n_imp, git, fp, path, seed, batch, params in rows:
+        assert research is True and n_folds == 3 and n_feat == n_imp == len(r["features"]) > 20
+        assert mape == pytest.approx(r["horizons"][h]["metrics"]["mape"]) and base > 0
+        assert fp == r["data_fingerprint"] and seed == 42 and batch == r["batch_id"]
+        assert git is None or len(git) >= 40
+        assert {p.name for p in Path(path).iterdir()} == {"point.txt", "p10.txt", "p50.txt", "p90.txt"}
+        assert json.loads(params)["horizon_sessions"] == HORIZONS[h]
+    # forecasts: one per horizon, from the last matrix date, ordered quantiles, in a validated train batch
+    last = _q(home, "SELECT max(date) FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ?",
+              [RESEARCH])[0][0]
+    fc = _q(home, "SELECT horizon, as_of_date, target_date, p10, p50, p90, is_research, batch_id "
+                  "FROM predictions.zl_forecasts WHERE run_id = ?", [run_id])
+    assert sorted(x[0] for x in fc) == sorted(HORIZONS)
+    for h, as_of, target, p10, p50, p90, research, batch in fc:
+        assert as_of == last and target > as_of and 0 < p10 <= p50 <= p90 and research is True
+        assert batch == r["batch_id"]
+    ((kind, status, tables),) = _q(home, "SELECT kind, status, table_names FROM ops.batches WHERE batch_id = ?",
+                                   [r["batch_id"]])
+    assert kind == "train" and status == "validated"
+    assert set(tables) == {"training.model_runs", "predictions.zl_forecasts"}
+
+
+def test_baseline_mape_equals_the_no_change_forecast_on_the_test_rows(research_run, home):
+    for h in ("1w", "12m"):
+        folds = research_run["horizons"][h]["folds"]
+        ranges = " OR ".join(f"date BETWEEN DATE '{f['test_start']}' AND DATE '{f['test_end']}'" for f in folds)
+        ((mape, n),) = _q(home, f"""
+            SELECT avg(abs(market_data.close - fwd_close_{h}) / fwd_close_{h}) * 100, count(*)
+            FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ? AND target_{h} IS NOT NULL
+              AND ({ranges})""", [RESEARCH])
+        m = research_run["horizons"][h]["metrics"]
+        assert n == m["n_test"] and m["baseline_mape"] == pytest.approx(mape, rel=1e-9)
+
+
+def test_compare_gives_deltas_and_the_unweighted_column_is_the_unweighted_model(research_run, home):
+    text = _cli("train", "--source", RESEARCH, "--horizons", "1w,1m", "--no-weights", "--home", str(home)).output
+    assert "RESEARCH" in text and "is_research = true" in text and "purged walk-forward folds" in text
+    b_id = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)[0]["run_id"]
+    b = json.loads(Path(_q(home, "SELECT model_path FROM training.model_runs WHERE run_id = ? AND horizon = '1w'",
+                           [b_id])[0][0]).parent.joinpath("run.json").read_text())
+    assert b["run_id"] == b_id and b["weights"] == "none" and b["is_research"] and b["label"] == "RESEARCH"
+    out = json.loads(_cli("train", "compare", research_run["run_id"], b["run_id"], "--home", str(home), "--json").stdout)
+    assert set(out["horizons"]) == {"1w", "1m"} and any("one run only" in n for n in out["notes"])
+    assert out["a_info"]["label"] == out["b_info"]["label"] == "RESEARCH"
+    for h in ("1w", "1m"):
+        a_m, b_m = research_run["horizons"][h]["metrics"], b["horizons"][h]["metrics"]
+        d = out["horizons"][h]["metrics"]
+        assert d["mape"]["delta"] == pytest.approx(b_m["mape"] - a_m["mape"])
+        assert d["mape"]["b_better"] == (b_m["mape"] < a_m["mape"])
+        # same data, folds and seed: the weighted run's "unweighted" column is exactly the --no-weights run
+        assert a_m["unweighted_mape"] == b_m["mape"] and a_m["unweighted_mae"] == b_m["mae"]
+        # regime weights change the fit
+        assert a_m["mape"] != a_m["unweighted_mape"]
+    text = _cli("train", "compare", research_run["run_id"], b["run_id"], "--home", str(home)).output
+    assert "RESEARCH" in text and "mape" in text
+    runs = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)
+    assert {research_run["run_id"], b["run_id"]} <= {x["run_id"] for x in runs}
+
+
+def test_regime_weights_change_the_fitted_models(frame):
+    lab = frame.labelled("1m")
+    X, y, w = frame.X[lab], frame.targets["1m"][lab], frame.weights[lab]
+    assert len(np.unique(w)) > 5
+    params = lgb_params(7)
+    weighted = fit(X, y, w, params, 50, frame.feature_names, ("point", "p50")).predict(X)
+    plain = fit(X, y, None, params, 50, frame.feature_names, ("point", "p50")).predict(X)
+    for k in ("point", "p50"):
+        assert np.abs(weighted[k] - plain[k]).max() > 1e-4
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(home):
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as con:
+        runs = [train(con, home, TrainOptions(matrix_source=RESEARCH, horizons=["1m"], seed=s, write=False))
+                for s in (11, 11, 12)]
+    a, b, c = (r["horizons"]["1m"] for r in runs)
+    assert a["metrics"] == b["metrics"] and a["folds"] == b["folds"]
+    assert a["feature_importance"] == b["feature_importance"]
+    assert runs[0]["forecasts"] == runs[1]["forecasts"]
+    assert a["metrics"]["mape"] != c["metrics"]["mape"]
+
+
+def test_plan_needs_a_built_matrix(home):
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        with pytest.raises(TrainError, match="cbi features build --source yahoo_historical"):
+            train(con, home, TrainOptions(symbol="MES", matrix_source=RESEARCH, write=False))
+        frame = load_frame(con, "ZL", RESEARCH)
+    assert set(plan(frame, TrainOptions(horizons=["1w"], matrix_source=RESEARCH))) == {"1w"}
+    with pytest.raises(TrainError, match="unknown horizon"):
+        TrainOptions(horizons=["2y"]).check()
+
+
+def test_a_train_batch_is_pushed_by_sync(research_run, home, tmp_path, bq_emulator):
+    """The run's batch is 'validated' and sync pushes its model runs (nested fold metrics included)
+    through the real google-cloud-bigquery client to the local emulator; its research forecasts stay local. In this copy of the warehouse the
+    ingest/features batches are marked pushed first: their push is sync's own tests' subject."""
+    import shutil
+    import uuid
+
+    from sync import push as push_mod
+    from sync.bigquery.client import make_client
+    from cbi_local.config import settings
+
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    project = "t" + uuid.uuid4().hex[:12]
+    s = settings(tmp_path).model_copy(update={"bq_endpoint": bq_emulator.endpoint, "bq_project": project})
+    run_id, batch_id = research_run["run_id"], research_run["batch_id"]
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb") as con:
+        con.execute("UPDATE ops.batches SET status = 'pushed' WHERE batch_id <> ?", [batch_id])
+        assert push_mod.push(con, make_client(s), s).ok
+        assert con.execute("SELECT status FROM ops.batches WHERE batch_id = ?", [batch_id]).fetchall() == [("pushed",)]
+    client = bq_emulator.client(project=project)
+    try:
+        rows = [tuple(r) for r in client.query(
+            f"SELECT horizon, ARRAY_LENGTH(fold_metrics), metrics.mape, is_research FROM `{project}.training.model_runs` "
+            f"WHERE run_id = '{run_id}'").result()]
+        assert sorted((h, n, research) for h, n, _, research in rows) == sorted((h, 3, True) for h in HORIZONS)
+        for h, _, mape, _ in rows:
+            assert mape == pytest.approx(research_run["horizons"][h]["metrics"]["mape"])
+        # Research forecasts stay local (zl_forecasts' push_only_where): none reach BigQuery.
+        from google.api_core.exceptions import NotFound
+
+        try:
+            fc = list(client.query(f"SELECT COUNT(*) FROM `{project}.predictions.zl_forecasts` WHERE run_id = '{run_id}'").result())[0][0]
+        except NotFound:
+            fc = 0
+        assert fc == 0
+        with warehouse.open_warehouse(tmp_path / "warehouse.duckdb", read_only=True) as con:
+            local = con.execute("SELECT COUNT(*) FROM predictions.zl_forecasts WHERE run_id = ? AND is_research", [run_id]).fetchall()[0][0]
+        assert local == len(HORIZONS)
+    finally:
+        for ds in client.list_datasets():
+            client.delete_dataset(ds.reference, delete_contents=True, not_found_ok=True)
+        client.close()

@@ -1,0 +1,46 @@
+"""SVG snapshots of the main screens on the real sample warehouse (values that change between runs
+-- paths, timestamps, ages, sizes, ids -- are masked by CbiApp(stable=True)).
+Update after an intended UI change: pytest tests/tui/test_tui_snapshots.py --snapshot-update"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tui.app import CbiApp
+
+SIZE = (100, 32)
+
+
+async def _settle(pilot) -> None:
+    for _ in range(4):
+        await pilot.pause(0.1)
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+def _before(*keys: str):
+    async def run_before(pilot) -> None:
+        await _settle(pilot)
+        for k in keys:
+            await pilot.press(k)
+            await _settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize(
+    "name, keys",
+    [
+        ("overview", ()),
+        ("tables", ("2",)),
+        ("health", ("3",)),
+        ("coverage", ("4",)),
+        ("sync", ("5",)),
+        ("training", ("6",)),
+    ],
+)
+def test_screen_snapshot(snap_compare, home: Path, name: str, keys: tuple[str, ...]):
+    app = CbiApp(home, stable=True, refresh_every=0)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_before(*keys))
