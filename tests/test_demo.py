@@ -36,6 +36,8 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert steps["features"]["yahoo_historical_rows"] > 6000 and steps["features"]["canonical_rows"] > 2000
     assert steps["training"]["models_trained"] == 20
     assert steps["bigquery layout"]["created_datasets"] == 12
+    assert steps["push"]["batches_pushed"] >= 4 and steps["push"]["ok"]
+    assert steps["parity"]["differ"] == 0 and steps["parity"]["equal"] == steps["parity"]["tables"] > 10
     assert steps["audit"]["drift"] == 0
 
     second = _demo(tmp_path, sample_data)
@@ -47,6 +49,8 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert again["features"]["canonical_changed"] == again["features"]["yahoo_historical_changed"] == 0
     assert again["training"]["models_trained"] == 0
     assert (again["bigquery layout"]["created_datasets"], again["bigquery layout"]["created_tables"]) == (0, 0)
+    assert (again["push"]["batches_pushed"], again["push"]["jobs"]) == (0, 0)
+    assert again["parity"]["differ"] == 0
 
 
 def test_demo_names_missing_sample_data(tmp_path: Path):

@@ -346,7 +346,9 @@ def build_features(
                                 "reason": f"{n_partial} sessions have 1h bars that do not cover the session's volume"})
     write(con, frame, source, symbols, report, batch_id, now)
     t3 = time.perf_counter()
-    if record_health:
+    # Warnings belong to the batch that wrote the rows; a rebuild that changes nothing has no batch
+    # and re-records nothing (batch-less rows would never reach BigQuery).
+    if record_health and report.batch_id:
         health.record_results(con, [_as_check(w, source) for w in report.warnings], report.batch_id, engine="duckdb")
         if report.changed:
             report.gate = health.validate_batch(con, batch_id)
