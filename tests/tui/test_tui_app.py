@@ -242,6 +242,30 @@ def test_training_screen_says_no_runs_yet(home: Path):
     run(go())
 
 
+def test_training_screen_shows_a_real_research_run_and_its_fan(home: Path):
+    from cbi_local import warehouse
+    from cbi_local.features.build import build_features
+    from cbi_local.training.runs import TrainOptions, train
+
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as con:
+        build_features(con, ["ZL"], source="yahoo_historical")
+        report = train(con, home, TrainOptions(symbol="ZL", matrix_source="yahoo_historical", horizons=["1w", "1m"], folds=3))
+
+    async def go():
+        app = CbiApp(home, refresh_every=0)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await pilot.press("6")
+            await settle(pilot, app)
+            text = app.export_text()
+            assert report["run_id"] in text and "baseline_mae" in text
+            mae = report["horizons"]["1w"]["metrics"]["mae"]
+            assert f"{mae:.4f}"[:5] in text  # the recorded metric, beside its baseline
+            last = report["window"][1]
+            assert f"forecast fan, as of {last}" in text and "P10" in text and "P90" in text
+
+    run(go())
+
+
 def test_help_refresh_and_80x24(home: Path):
     async def go():
         app = CbiApp(home, refresh_every=0)
