@@ -10,10 +10,15 @@ from cbi_local import warehouse
 
 
 @pytest.fixture
-def con(tmp_path: Path):
-    """A connection to a fresh warehouse created from the contracts."""
-    path = tmp_path / "w.duckdb"
-    warehouse.init(path)
-    c = warehouse.connect(path)
+def home(tmp_path: Path) -> Path:
+    """A warehouse home holding a fresh warehouse created from the contracts."""
+    warehouse.init(tmp_path / "warehouse.duckdb")
+    return tmp_path
+
+
+@pytest.fixture
+def con(home: Path):
+    """A connection to the fresh warehouse in `home`."""
+    c = warehouse.connect(home / "warehouse.duckdb")
     yield c
     c.close()

@@ -18,20 +18,12 @@ import pandas as pd
 import pytest
 
 import data_contracts as dc
-from cbi_local import calendars, continuous, warehouse
+from cbi_local import calendars, continuous
 from data_contracts import to_duckdb
 
 CONT = dc.get("market_data.futures_continuous_1d")
 CRAFTED = "CRAFTED unit-test rows: logic only, never data"
 ES_1D = dict(open=3702.75, high=3735.0, low=3697.25, close=3735.0, volume=718174)  # the real ohlcv-1d bar
-
-
-@pytest.fixture
-def con(tmp_path):
-    warehouse.init(tmp_path / "w.duckdb")
-    c = warehouse.connect(tmp_path / "w.duckdb")
-    yield c
-    c.close()
 
 
 def _sha(path: Path) -> str:

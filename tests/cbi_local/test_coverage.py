@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from cbi_local import calendars, pipeline, warehouse
@@ -18,19 +17,6 @@ from cbi_local.continuous import build_continuous
 from cbi_local.coverage import coverage
 
 LEGACY = "legacy_bq/forecasting_data_warehouse"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    warehouse.init(tmp_path / "warehouse.duckdb")
-    return tmp_path
-
-
-@pytest.fixture
-def con(home: Path):
-    c = warehouse.connect(home / "warehouse.duckdb")
-    yield c
-    c.close()
 
 
 def _by(items, table_suffix: str, series: str):

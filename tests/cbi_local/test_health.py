@@ -7,7 +7,6 @@ import json
 from datetime import date
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 import data_contracts as dc
@@ -17,19 +16,6 @@ from cbi_local.ingest.core import IngestRun, identify
 from data_contracts import columns as catalog
 
 LEGACY = "legacy_bq/forecasting_data_warehouse"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    warehouse.init(tmp_path / "warehouse.duckdb")
-    return tmp_path
-
-
-@pytest.fixture
-def con(home: Path):
-    c = warehouse.connect(home / "warehouse.duckdb")
-    yield c
-    c.close()
 
 
 def _verdicts(con, fqn: str, **kw) -> dict[tuple[str, str], str]:
