@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,17 @@ class PushReport:
 
 
 # --- the pusher ----------------------------------------------------------------------------
+
+def push_targets(table_names: list[str]) -> Iterator[Target]:
+    """The BigQuery targets a batch's tables push to (unknown and non-push tables skipped)."""
+    for fqn in table_names:
+        try:
+            contract = dc.get(fqn)
+        except KeyError:
+            continue
+        if contract.sync == "push":
+            yield from targets(contract)
+
 
 def pending_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]:
     """Validated batches, oldest first, with the push tables holding their rows: the batch's
@@ -481,15 +493,8 @@ class Pusher:
     def push_batch(self, batch_id: str, table_names: list[str], report: PushReport) -> BatchReport:
         br = BatchReport(batch_id)
         done = self._done(batch_id)
-        for fqn in table_names:
-            try:
-                contract = dc.get(fqn)
-            except KeyError:
-                continue
-            if contract.sync != "push":
-                continue
-            for target in targets(contract):
-                br.targets.append(self._push_target(batch_id, target, done, br, report))
+        for target in push_targets(table_names):
+            br.targets.append(self._push_target(batch_id, target, done, br, report))
         self.journal.record(
             "mark_pushed",
             batch_id=batch_id,
@@ -595,20 +600,13 @@ class Pusher:
 
         br = BatchReport(batch_id, status="planned")
         with tempfile.TemporaryDirectory(prefix="cbi-dryrun-") as tmp:
-            for fqn in table_names:
-                try:
-                    contract = dc.get(fqn)
-                except KeyError:
-                    continue
-                if contract.sync != "push":
-                    continue
-                for target in targets(contract):
-                    plan = self.plan_target(batch_id, target, create=False)
-                    for chunk in plan.chunks:
-                        staged = self._stage(batch_id, target, chunk, Path(tmp) / f"{staging_name(batch_id, target, chunk.chunk)}.parquet")
-                        chunk.rows, chunk.bytes = staged["rows"], staged["bytes"]
-                        Path(staged["file"]).unlink(missing_ok=True)
-                    br.targets.append(plan)
+            for target in push_targets(table_names):
+                plan = self.plan_target(batch_id, target, create=False)
+                for chunk in plan.chunks:
+                    staged = self._stage(batch_id, target, chunk, Path(tmp) / f"{staging_name(batch_id, target, chunk.chunk)}.parquet")
+                    chunk.rows, chunk.bytes = staged["rows"], staged["bytes"]
+                    Path(staged["file"]).unlink(missing_ok=True)
+                br.targets.append(plan)
         return br
 
 
