@@ -273,6 +273,49 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command("run")
+def run_cmd(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Inputs to ingest (default: the inbox's top-level entries).")
+    ] = None,
+    home: HomeOpt = None,
+    inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX).")] = None,
+    push: Annotated[bool, typer.Option("--push/--no-push", help="Sync with BigQuery (layout, push, pull, parity).")] = True,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train canonical models whose matrix changed.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """The main job on your configuration: ingest the inbox -> health -> coverage -> features -> training -> push -> pull -> parity."""
+    from .run import inbox_inputs, run_job
+
+    s = settings(home)
+    box = (inbox or s.inbox)
+    inputs = [p.expanduser().resolve() for p in paths or []]
+    if not inputs and box is not None:
+        box = box.expanduser().resolve()
+        if not box.is_dir():
+            fail(f"inbox {box} is not a folder (set CBI_INBOX or --inbox to the folder your downloads land in)")
+        inputs = inbox_inputs(box)
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}")
+    out = err if as_json else console
+    out.print(f"[bold]CBI Local run[/] · home {s.home} · {len(inputs)} input(s)"
+              + (f" from {box}" if box and not paths else "")
+              + (f" · BigQuery {s.bq_project} ({s.bq_location})" if push else " · local only (--no-push)"), soft_wrap=True)
+    summary, stopped_by = run_job(s, out, inputs, push=push, train=train)
+    from .job import print_summary
+
+    print_summary(out, "CBI Local run summary", summary, f"Next: `cbi tui --home {s.home}`, `cbi sync status`.")
+    if as_json:
+        emit_json(summary)
+    from sync.bigquery.client import NoCredentials
+
+    if isinstance(stopped_by, (warehouse.WarehouseError, NoCredentials)):
+        fail(str(stopped_by))  # could not run: said once more, unwrapped, on stderr
+    if not summary["ok"]:
+        raise typer.Exit(1)
+
+
 
 from . import cli_features, cli_health, cli_ingest, cli_train  # noqa: E402,F401  (register their commands on `app`)
 from sync import cli as _sync_cli  # noqa: E402,F401  (registers `cbi sync ...` and `cbi daemon`)

@@ -50,12 +50,13 @@ def _guard(fn):
     """Run fn, turning sync failures into a clean exit 2 (credentials never printed)."""
     from google.api_core.exceptions import GoogleAPICallError
 
+    from .bigquery.client import NoCredentials
     from .journal import SyncBusy, redact
     from .retry import Offline
 
     try:
         return fn()
-    except (SyncBusy, Offline, GoogleAPICallError, ValueError, KeyError) as exc:
+    except (SyncBusy, Offline, NoCredentials, GoogleAPICallError, ValueError, KeyError) as exc:
         fail(redact(str(exc)))
 
 

@@ -1,4 +1,4 @@
-"""`cbi daemon`: inbox -> ingest (+ health gate) -> push -> pull -> heartbeat, in a loop.
+"""`cbi daemon`: `cbi run`'s cycle (inbox -> ingest + gate -> features -> training -> push -> pull) + heartbeat, in a loop.
 
 * Single instance: a file lock `<home>/daemon.lock` (released when the process dies).
 * SIGTERM/SIGINT: the current step finishes, then the loop exits (exit code 0).
@@ -109,36 +109,33 @@ class Daemon:
 
     # -- one cycle ------------------------------------------------------------------------
     def cycle(self) -> CycleResult:
-        from cbi_local import pipeline, warehouse
-
-        from . import pull as pull_mod
-        from . import push as push_mod
+        """One cycle: `cbi run`'s CYCLE steps (ingest -> features -> training -> push -> pull)."""
+        from cbi_local import job, warehouse
+        from cbi_local.run import cycle_steps, inbox_inputs
 
         result = CycleResult()
         with warehouse.open_warehouse(self.settings.warehouse_path) as con:
+            ctx = job.JobContext(settings=self.settings, con=con, bq_factory=self.client)
+            sig = None
             try:
                 if self.inbox and self.inbox.is_dir():
                     sig = _signature(self.inbox)
                     if sig and sig != self._last_signature:
-                        paths = sorted(p for p in self.inbox.iterdir() if not p.name.startswith("."))
-                        report = pipeline.ingest_paths(con, paths)
-                        result.ingested = {"batch_id": report["batch"]["batch_id"], "ok": report["ok"], "status": report["batch"]["status"]}
-                        self._last_signature = sig
-                if self.stop.is_set():
-                    return result
-                pushed = push_mod.push(con, self.client(), self.settings)
-                result.pushed = [b.batch_id for b in pushed.batches if b.status == "pushed"]
-                if not pushed.ok:
-                    result.ok, result.offline, result.error = False, pushed.offline, pushed.error
-                    return result
-                if self.stop.is_set():
-                    return result
-                pulled = pull_mod.pull(con, self.client(), self.settings)
-                result.pulled = {t.table: t.downloaded_partitions for t in pulled.tables}
-            except Exception as exc:  # noqa: BLE001 - the loop must survive; recorded in the heartbeat
-                result.ok = False
-                result.offline = isinstance(exc, Offline) or is_transient(exc)
-                result.error = redact(f"{type(exc).__name__}: {exc}")
+                        ctx.inputs = inbox_inputs(self.inbox)
+                job.run_steps(ctx, cycle_steps(), should_stop=self.stop.is_set)
+                steps = ctx.results
+                ingest = steps.get("ingest", {})
+                if ingest.get("batch_id"):
+                    result.ingested = {"batch_id": ingest["batch_id"], "ok": ingest["ok"], "status": ingest["status"]}
+                if sig and "ingest" in steps and ingest.get("error") is None:
+                    self._last_signature = sig
+                result.pushed = list(steps.get("push", {}).get("pushed_ids", []))
+                result.pulled = dict(steps.get("pull", {}).get("partitions", {}))
+                if ctx.error is not None:
+                    exc = ctx.error
+                    result.ok = False
+                    result.offline = isinstance(exc, Offline) or getattr(exc, "offline", False) or is_transient(exc)
+                    result.error = redact(str(exc) if isinstance(exc, job.StepFailed) else f"{type(exc).__name__}: {exc}")
             finally:
                 self.cycles += 1
                 self.heartbeat(con, result)

@@ -40,8 +40,11 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert steps["parity"]["differ"] == 0 and steps["parity"]["equal"] == steps["parity"]["tables"] > 10
     assert steps["audit"]["drift"] == 0
 
+    assert first["changed"] and first["changes"]["models_trained"] == 20
+
     second = _demo(tmp_path, sample_data)
     assert second["ok"]
+    assert not second["changed"], second["changes"]  # idempotent, and the summary says so
     again = second["steps"]
     assert again["warehouse"]["created_tables"] == 0
     assert again["ingest"]["files"] == 0 and again["ingest"]["unchanged"] == ingest["files"]

@@ -14,6 +14,10 @@ from google.cloud import bigquery
 from cbi_local.config import Settings
 
 
+class NoCredentials(RuntimeError):
+    """No Application Default Credentials for a real project (the message says how to get them)."""
+
+
 def make_client(settings: Settings) -> bigquery.Client:
     if settings.bq_endpoint:
         return bigquery.Client(
@@ -22,4 +26,14 @@ def make_client(settings: Settings) -> bigquery.Client:
             client_options=ClientOptions(api_endpoint=settings.bq_endpoint),
             location=settings.bq_location,
         )
-    return bigquery.Client(project=settings.bq_project, location=settings.bq_location)
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return bigquery.Client(project=settings.bq_project, location=settings.bq_location)
+    except DefaultCredentialsError:
+        # Google's own message is long and generic; this one says what to do here.
+        raise NoCredentials(
+            f"no Google credentials for BigQuery project {settings.bq_project!r}: run "
+            "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a key file), "
+            "or use --no-push to run locally, or set CBI_BQ_ENDPOINT for an emulator"
+        ) from None

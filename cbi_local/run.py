@@ -1,0 +1,81 @@
+"""`cbi run`: the main job on the user's configuration, by hand or as each daemon cycle.
+
+Inputs are the paths given, else the top-level entries of the inbox (`--inbox` or
+CBI_INBOX: Databento batch folders, FRED CSVs, the registry folder, as `cbi ingest`
+detects them). BigQuery is the configured project (CBI_BQ_PROJECT, CBI_BQ_LOCATION,
+credentials from ADC), or CBI_BQ_ENDPOINT for an emulator. The steps are the demo's
+without the sample-data ones: ingest -> health -> coverage -> features (canonical) ->
+training (canonical, only when a matrix changed) -> BigQuery layout -> push -> pull ->
+parity. `cbi daemon` runs CYCLE of them each cycle (the report-only steps, health,
+coverage and parity, are left to `cbi run`: parity scans every pushed table in BigQuery).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import job
+from .config import Settings
+from .job import JobContext, Step
+
+LOCAL: list[Step] = [
+    ("warehouse", job.init_warehouse),
+    ("ingest", job.ingest_inputs),
+    ("health", job.health_checks),
+    ("coverage", job.coverage_step),
+    ("features", job.features_canonical),
+    ("training", job.training_canonical),
+]
+
+
+def connect_bigquery(ctx: JobContext) -> dict[str, Any]:
+    job.bigquery(ctx)  # missing credentials stop the job here, with what to do about them
+    s = ctx.settings
+    return {"project": s.bq_project, "location": s.bq_location, "endpoint": s.bq_endpoint or "bigquery.googleapis.com"}
+
+
+SYNC: list[Step] = [
+    ("bigquery", connect_bigquery),
+    ("bigquery layout", job.bigquery_layout),
+    ("push", job.push_step),
+    ("pull", job.pull_step),
+    ("parity", job.parity_step),
+]
+CYCLE = ("ingest", "features", "training", "push", "pull")
+
+
+def steps(push: bool = True, train: bool = True) -> list[Step]:
+    chosen = LOCAL + (SYNC if push else [])
+    return [s for s in chosen if train or s[0] != "training"]
+
+
+def cycle_steps(train: bool = True) -> list[Step]:
+    """What one daemon cycle runs: the same step functions as `cbi run`."""
+    return [s for s in steps(push=True, train=train) if s[0] in CYCLE]
+
+
+def inbox_inputs(inbox: Path) -> list[Path]:
+    """Top-level entries of the inbox ("._*" and other hidden files are never data)."""
+    return sorted(p for p in inbox.iterdir() if not p.name.startswith("."))
+
+
+def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = True, train: bool = True,
+            on_step: job.OnStep | None = None) -> tuple[dict[str, Any], BaseException | None]:
+    """Run the main job; returns (summary, the exception that stopped it or None)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ctx = JobContext(settings=settings, inputs=list(paths))
+    try:
+        if on_step is None:
+            with job.step_progress(console, "run") as bar:
+                summary = job.run_steps(ctx, steps(push, train), bar)
+        else:
+            summary = job.run_steps(ctx, steps(push, train), on_step)
+    finally:
+        if ctx.con is not None:
+            ctx.con.close()
+        if ctx.bq_client is not None:
+            ctx.bq_client.close()
+    summary.update(home=str(settings.home), warehouse=str(settings.warehouse_path),
+                   inputs=[str(p) for p in paths], bigquery=None if not push else settings.bq_project)
+    return summary, ctx.error
