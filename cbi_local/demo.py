@@ -32,7 +32,7 @@ def check_sample_data(ctx: JobContext) -> dict[str, Any]:
 
 
 def migrate_legacy(ctx: JobContext) -> dict[str, Any]:
-    report = pipeline.migrate_legacy_dir(ctx.con, ctx.settings.sample_data / "legacy_bq")
+    report = pipeline.migrate_legacy_dir(ctx.con, ctx.settings.sample_data / "legacy_bq", ctx.progress)
     out = job.batch_counts(report)
     out["defects_by_rule"] = {rule: d["rows"] for rule, d in sorted(report["defects_by_rule"].items())}
     return out
@@ -84,7 +84,7 @@ def run_demo(settings: Settings, console: Console, pipeline: list[Step] | None =
         ctx = JobContext(settings=settings.model_copy(update={"bq_endpoint": emulator.endpoint}))
         ctx.bq_client = emulator.client()
         try:
-            with job.step_progress(console, "demo") as on_step:
+            with job.step_progress(console, "demo", ctx) as on_step:
                 summary = job.run_steps(ctx, pipeline or PIPELINE, on_step)
         finally:
             if ctx.con is not None:

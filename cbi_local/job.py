@@ -29,6 +29,7 @@ class JobContext:
     bq_factory: Callable[[], Any] | None = None  # makes bq_client on first use (default: from settings)
     inputs: list[Path] = field(default_factory=list)  # what ingest_inputs loads
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    progress: Callable[..., None] | None = None  # progress(message[, done, total]) inside a long step
     error: BaseException | None = None  # the exception that stopped the job, if any
 
 
@@ -94,19 +95,26 @@ def changes(results: dict[str, dict[str, Any]]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def step_progress(console: Any, title: str) -> Iterator[OnStep]:
-    """A progress bar over the job's steps (transient: the summary replaces it)."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def step_progress(console: Any, title: str, ctx: JobContext | None = None) -> Iterator[OnStep]:
+    """A progress bar over the job's steps, and a second one for what a long step reports
+    through ctx.progress (files hashed, ...). Transient: the summary replaces them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
-                        transient=True)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
     with progress:
         task = progress.add_task(title)
+        detail = progress.add_task("", total=None, visible=False)
 
         def on_step(name: str, done: int, total: int) -> None:
             progress.update(task, description=f"{title}: {name}", completed=done, total=total)
+            progress.update(detail, visible=False)
 
+        def on_detail(message: str, done: int | None = None, total: int | None = None) -> None:
+            progress.update(detail, description=f"  {message}", completed=done or 0, total=total, visible=True)
+
+        if ctx is not None:
+            ctx.progress = on_detail
         yield on_step
 
 
@@ -136,7 +144,7 @@ def ingest_inputs(ctx: JobContext) -> dict[str, Any]:
     """Ingest ctx.inputs (Databento, FRED, the registry; detected per path) as one batch."""
     if not ctx.inputs:
         return {"files": 0, "note": "nothing to ingest"}
-    out = batch_counts(pipeline.ingest_paths(ctx.con, ctx.inputs))
+    out = batch_counts(pipeline.ingest_paths(ctx.con, ctx.inputs, ctx.progress))
     out["inputs"] = len(ctx.inputs)
     return out
 

@@ -67,7 +67,7 @@ def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = Tr
     ctx = JobContext(settings=settings, inputs=list(paths))
     try:
         if on_step is None:
-            with job.step_progress(console, "run") as bar:
+            with job.step_progress(console, "run", ctx) as bar:
                 summary = job.run_steps(ctx, steps(push, train), bar)
         else:
             summary = job.run_steps(ctx, steps(push, train), on_step)
