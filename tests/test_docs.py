@@ -36,3 +36,22 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert demo.endswith("cbi demo") and "pytest" in tests
     ci = (REPO / ".ci" / "run").read_text()
     assert tests in ci.splitlines()
+
+
+# Text that is not ours but DuckDB's (quoted in the troubleshooting table as users see it).
+_FOREIGN = {"Conflicting lock is held in"}
+
+
+def test_troubleshooting_quotes_messages_the_code_prints():
+    section = README.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"^\| `([^`]+)`", section, re.M)
+    assert len(quoted) >= 8
+    sources = "\n".join(p.read_text() for d in ("cbi_local", "sync") for p in (REPO / d).rglob("*.py"))
+    missing = []
+    for message in quoted:
+        # "..." and N/ZL/7 stand for the variable parts; every literal fragment must be in the code.
+        for fragment in re.split(r"\.\.\.|\bN\b|\bZL\b|\b7\b|\(PID|\)$", message):
+            fragment = fragment.strip(" ;:")
+            if len(fragment) >= 4 and fragment not in _FOREIGN and fragment not in sources:
+                missing.append((message, fragment))
+    assert missing == []
