@@ -66,6 +66,7 @@ PIPELINE: list[Step] = [
     ("coverage", job.coverage_step),
     ("features", features_step),
     ("training", training_step),
+    ("tables", job.tables_step),
     ("bigquery layout", job.bigquery_layout),
     ("push", job.push_step),
     ("pull", job.pull_step),

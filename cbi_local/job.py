@@ -170,6 +170,18 @@ def coverage_step(ctx: JobContext) -> dict[str, Any]:
     return {"series": summary["series"], "with_gaps": summary["with_gaps"], "missing_units": summary["missing_units"]}
 
 
+def tables_step(ctx: JobContext) -> dict[str, Any]:
+    """Rows per table (COUNT(*) from DuckDB metadata) and the rows held in quarantine, by rule."""
+    from . import quarantine
+
+    rows = {i.contract.fqn: i.rows for i in warehouse.table_infos(ctx.con) if i.rows}
+    held: dict[str, int] = {}
+    for q in quarantine.summary(ctx.con, "held"):
+        held[q["rule"]] = held.get(q["rule"], 0) + q["rows"]
+    return {"tables": len(rows), "rows": sum(rows.values()), "quarantined": sum(held.values()),
+            "rows_by_table": rows, "quarantined_by_rule": dict(sorted(held.items()))}
+
+
 def build_matrix(ctx: JobContext, source: str, symbols: list[str] | None) -> dict[str, Any]:
     """Build features.daily_ml_matrix for one matrix source (a diff: unchanged rows stay)."""
     from .features.build import build_features
@@ -305,7 +317,7 @@ def audit_both(ctx: JobContext) -> dict[str, Any]:
 
 # --- the summary ---------------------------------------------------------------------------
 
-HIDDEN = ("batch_id", "seconds", "drift_items", "failed_items", "differ_items", "ok", "defects_by_rule", "pushed_ids", "partitions",
+HIDDEN = ("batch_id", "rows_by_table", "quarantined_by_rule", "seconds", "drift_items", "failed_items", "differ_items", "ok", "defects_by_rule", "pushed_ids", "partitions",
           "error", "skipped", "runs")
 
 
@@ -323,6 +335,17 @@ def print_summary(console: Any, title: str, summary: dict[str, Any], next_hint: 
         table.add_row(name, shown, f"{result['seconds']:.2f}")
     console.print(table)
     steps = summary["steps"]
+    counts = steps.get("tables", {})
+    if counts.get("rows_by_table"):
+        per = Table(title="rows per table (warehouse)", show_edge=False)
+        per.add_column("table", no_wrap=True)
+        per.add_column("rows", justify="right", no_wrap=True)
+        for name, n in counts["rows_by_table"].items():
+            per.add_row(name, f"{n:,}")
+        console.print(per)
+    if counts.get("quarantined_by_rule"):
+        console.print("held in quarantine, by rule: " + ", ".join(f"{k} {v:,}" for k, v in counts["quarantined_by_rule"].items()),
+                      soft_wrap=True)
     defects = next((r["defects_by_rule"] for r in steps.values() if r.get("defects_by_rule")), {})
     if defects:
         console.print("legacy defects caught, by rule: " + ", ".join(f"{k} {v:,}" for k, v in defects.items()), soft_wrap=True)

@@ -26,6 +26,7 @@ LOCAL: list[Step] = [
     ("coverage", job.coverage_step),
     ("features", job.features_canonical),
     ("training", job.training_canonical),
+    ("tables", job.tables_step),
 ]
 
 

@@ -33,6 +33,12 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert {"source_hierarchy", "canonical_symbol", "not_null", "not_single_timestamp", "no_placeholders",
             "daily_grain"} <= set(legacy["defects_by_rule"])
     assert steps["health"]["failed"] == 0
+    # Rows per table and the quarantine by rule, as the summary prints them.
+    tables = steps["tables"]
+    assert tables["rows_by_table"]["regimes.regime_calendar"] == 9497
+    assert tables["rows_by_table"]["raw_intelligence.fred_economic"] == 78_771  # the 11 FRED sample series
+    assert tables["quarantined"] == ingest["quarantined"] + legacy["quarantined"] > 0
+    assert all(n <= legacy["defects_by_rule"][rule] for rule, n in tables["quarantined_by_rule"].items())
     assert steps["features"]["yahoo_historical_rows"] > 6000 and steps["features"]["canonical_rows"] > 2000
     assert steps["training"]["models_trained"] == 20
     assert steps["bigquery layout"]["created_datasets"] == 12
