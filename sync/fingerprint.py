@@ -58,46 +58,28 @@ def comparable(contract: Contract) -> bool:
     return not any(c.mode == "REPEATED" for c in contract.columns)
 
 
-def _bq_value(ref: str, col: Column) -> str:
-    t = col.type
-    if t == "STRING":
-        return f"CONCAT(CAST(LENGTH({ref}) AS STRING), ':', {ref})"
-    if t == "BYTES":
-        return f"TO_HEX({ref})"
-    if t == "INT64":
-        return f"CAST({ref} AS STRING)"
-    if t == "BOOL":
-        return f"CAST(CAST({ref} AS INT64) AS STRING)"
-    if t in ("FLOAT64", "NUMERIC"):
-        return f"CAST(SAFE_CAST(ROUND(CAST({ref} AS FLOAT64) * {FLOAT_SCALE}) AS INT64) AS STRING)"
-    if t == "DATE":
-        return f"CAST(UNIX_DATE({ref}) AS STRING)"
-    if t == "TIMESTAMP":
-        return f"CAST(UNIX_MICROS({ref}) AS STRING)"
-    if t == "DATETIME":
-        return f"CAST(UNIX_MICROS(TIMESTAMP({ref})) AS STRING)"
-    raise ValueError(f"cannot fingerprint type {t}")
+# Canonical text of a value `{r}` per type, as (BigQuery, DuckDB) SQL: one row per rule of the
+# module docstring, so the two dialects cannot drift apart unnoticed.
+_VALUE_SQL: dict[str, tuple[str, str]] = {
+    "STRING": ("CONCAT(CAST(LENGTH({r}) AS STRING), ':', {r})", "(CAST(length({r}) AS VARCHAR) || ':' || {r})"),
+    "BYTES": ("TO_HEX({r})", "lower(hex({r}))"),
+    "INT64": ("CAST({r} AS STRING)", "CAST({r} AS VARCHAR)"),
+    "BOOL": ("CAST(CAST({r} AS INT64) AS STRING)", "CAST(CAST({r} AS BIGINT) AS VARCHAR)"),
+    "FLOAT64": (f"CAST(SAFE_CAST(ROUND(CAST({{r}} AS FLOAT64) * {FLOAT_SCALE}) AS INT64) AS STRING)",
+                f"CAST(TRY_CAST(round(CAST({{r}} AS DOUBLE) * {FLOAT_SCALE}) AS BIGINT) AS VARCHAR)"),
+    "DATE": ("CAST(UNIX_DATE({r}) AS STRING)", "CAST(({r} - DATE '1970-01-01') AS VARCHAR)"),
+    "TIMESTAMP": ("CAST(UNIX_MICROS({r}) AS STRING)", "CAST(epoch_us({r}) AS VARCHAR)"),
+    "DATETIME": ("CAST(UNIX_MICROS(TIMESTAMP({r})) AS STRING)", "CAST(epoch_us({r}) AS VARCHAR)"),
+}
+_VALUE_SQL["NUMERIC"] = _VALUE_SQL["FLOAT64"]
 
 
-def _dk_value(ref: str, col: Column) -> str:
-    t = col.type
-    if t == "STRING":
-        return f"(CAST(length({ref}) AS VARCHAR) || ':' || {ref})"
-    if t == "BYTES":
-        return f"lower(hex({ref}))"
-    if t == "INT64":
-        return f"CAST({ref} AS VARCHAR)"
-    if t == "BOOL":
-        return f"CAST(CAST({ref} AS BIGINT) AS VARCHAR)"
-    if t in ("FLOAT64", "NUMERIC"):
-        return f"CAST(TRY_CAST(round(CAST({ref} AS DOUBLE) * {FLOAT_SCALE}) AS BIGINT) AS VARCHAR)"
-    if t == "DATE":
-        return f"CAST(({ref} - DATE '1970-01-01') AS VARCHAR)"
-    if t == "TIMESTAMP":
-        return f"CAST(epoch_us({ref}) AS VARCHAR)"
-    if t == "DATETIME":
-        return f"CAST(epoch_us({ref}) AS VARCHAR)"
-    raise ValueError(f"cannot fingerprint type {t}")
+def _value(ref: str, col: Column, engine: str) -> str:
+    try:
+        bq, dk = _VALUE_SQL[col.type]
+    except KeyError:
+        raise ValueError(f"cannot fingerprint type {col.type}") from None
+    return (bq if engine == "bigquery" else dk).format(r=ref)
 
 
 def _row_text(contract: Contract, columns: list[str], engine: str, alias: str) -> str:
@@ -106,10 +88,10 @@ def _row_text(contract: Contract, columns: list[str], engine: str, alias: str) -
         for path, col in _leaves(contract.column(name)):
             if engine == "bigquery":
                 ref = ".".join([alias, *(bq_quote(p) for p in path)])
-                parts.append(f"IFNULL({_bq_value(ref, col)}, 'n')")
+                parts.append(f"IFNULL({_value(ref, col, engine)}, 'n')")
             else:
                 ref = alias + "." + ".".join(dq(p) for p in path)
-                parts.append(f"coalesce({_dk_value(ref, col)}, 'n')")
+                parts.append(f"coalesce({_value(ref, col, engine)}, 'n')")
     if not parts:
         raise ValueError(f"{contract.fqn}: no fingerprintable columns")
     if engine == "bigquery":
