@@ -183,14 +183,23 @@ def _cbi_executable() -> str:
     return str(exe if exe.exists() else "cbi")
 
 
-def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
-    from xml.sax.saxutils import escape
-
+def service_env(settings: Settings, inbox: Path | None) -> dict[str, str]:
+    """The settings a service must carry: a launchd/systemd job does not see the shell's exports.
+    Never credentials: ADC is found in the user's home by the Google client itself."""
     env = {"CBI_HOME": str(settings.home)}
     if inbox:
         env[INBOX_ENV] = str(inbox)
-    if settings.bq_project:
-        env["CBI_BQ_PROJECT"] = settings.bq_project
+    for name, value in (("CBI_BQ_PROJECT", settings.bq_project), ("CBI_BQ_LOCATION", settings.bq_location),
+                        ("CBI_GCS_BUCKET", settings.gcs_bucket), ("CBI_BQ_ENDPOINT", settings.bq_endpoint)):
+        if value:
+            env[name] = str(value)
+    return env
+
+
+def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
+    from xml.sax.saxutils import escape
+
+    env = service_env(settings, inbox)
     env_xml = "".join(f"\n      <key>{escape(k)}</key><string>{escape(v)}</string>" for k, v in env.items())
     log = settings.home / "daemon.log"
     args = [_cbi_executable(), "daemon", "--home", str(settings.home), "--interval", str(interval)]
@@ -218,10 +227,7 @@ def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
 
 
 def systemd_unit(settings: Settings, interval: int, inbox: Path | None) -> str:
-    env = [f'Environment="CBI_HOME={settings.home}"']
-    if inbox:
-        env.append(f'Environment="{INBOX_ENV}={inbox}"')
-    env_lines = "\n".join(env)
+    env_lines = "\n".join(f'Environment="{k}={v}"' for k, v in service_env(settings, inbox).items())
     return f"""[Unit]
 Description=CBI Local daemon (inbox -> ingest -> push -> pull)
 After=network-online.target

@@ -97,6 +97,9 @@ def test_install_print_emits_launchd_plist_and_systemd_unit(tmp_path, make_setti
     args = parsed["ProgramArguments"]
     assert args[1:] == ["daemon", "--home", str(s.home), "--interval", "120"]
     assert parsed["EnvironmentVariables"]["CBI_HOME"] == str(s.home) and parsed["RunAtLoad"] is True
+    # The service sees no shell exports: the project and location it syncs with travel in the file.
+    assert parsed["EnvironmentVariables"]["CBI_BQ_PROJECT"] == s.bq_project
+    assert parsed["EnvironmentVariables"]["CBI_BQ_LOCATION"] == s.bq_location
     unit = run_cli(s, "daemon", "install", "--print", "--kind", "systemd")
     assert unit.returncode == 0 and "ExecStart=" in unit.stdout and f"daemon --home {s.home}" in unit.stdout
-    assert "[Install]" in unit.stdout
+    assert "[Install]" in unit.stdout and f'Environment="CBI_BQ_PROJECT={s.bq_project}"' in unit.stdout
