@@ -7,6 +7,8 @@ fid = identify(path, record_schema="ohlcv-1h", encoding="json")   # sha256 (stre
 run = IngestRun(con, kind="ingest")       # opens one batch in ops.batches (status open); run.batch_id
 todo, unchanged = run.plan([fid, ...])    # files whose (path, sha256) is already in ops.file_manifest are skipped (idempotent);
                                           # a file whose path is known with another sha256 is "changed": its old rows are replaced
+known = run.known_paths(paths)            # paths the manifest knows; any other file is new (todo whatever its hash), so
+                                          # a reader may hash those while it reads them and plan() them before stage()
 counts = run.stage(contract, rel, files=todo)
     # rel: a DuckDB relation (or pyarrow Table / Polars DataFrame) holding ANY SUBSET of the contract's columns
     # (names exactly as in data_contracts), plus the bookkeeping columns:
@@ -21,6 +23,8 @@ counts = run.stage(contract, rel, files=todo)
     # non_negative, value_range, no_spreads, source_hierarchy, forbidden_values) as SQL, quarantines violators with
     # rule + reason + JSON payload, skips exact duplicates on the primary key (within the input and against the table),
     # quarantines same-key-different-values rows (rule unique_key), inserts the rest — all set-based in DuckDB.
+    # rel is evaluated exactly once, by the statement that builds the stage (no copy of the input is made first),
+    # before anything in the warehouse changes.
     # Returns {source_file: FileCounts(rows_read, rows_loaded, rows_quarantined, rows_duplicate)}.
 run.file_error(fid, rule="parse_error", reason="...")   # a whole file that cannot be read at all: recorded, quarantined, batch goes on
 run.file_skipped(fid, reason="...")   # a valid file no contract holds (e.g. Databento trades): recorded, not an error
@@ -33,6 +37,7 @@ summary = run.finish()   # records ops.file_manifest rows, closes the batch as '
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +53,7 @@ from data_contracts.to_duckdb import column_type, quote, table_ref
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
 
 BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason", "_duplicate")
+_SRC = "_cbi_src"  # the input of stage(), as a view (or a registered Arrow/Polars object)
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,12 @@ class FileIdentity:
     encoding: str
 
 
-def identify(path: Path | str, record_schema: str, encoding: str) -> FileIdentity:
-    p = Path(path).resolve()
-    digest = hashlib.sha256()
+def identify(path: Path | str, record_schema: str, encoding: str, resolved: bool = False) -> FileIdentity:
+    """sha256, size and mtime of a file. `resolved=True`: `path` is already absolute with symlinks resolved."""
+    p = Path(path) if resolved else Path(path).resolve()
     with p.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    st = p.stat()
+        st = os.fstat(fh.fileno())
+        digest = hashlib.file_digest(fh, "sha256")  # streamed in chunks, GIL released
     return FileIdentity(p, digest.hexdigest(), st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc), record_schema, encoding)
 
 
@@ -140,6 +145,13 @@ class IngestRun:
         )
 
     # -- planning ---------------------------------------------------------------------
+    def known_paths(self, paths: list[str]) -> set[str]:
+        """Those of `paths` the manifest has loaded before (only they can be unchanged)."""
+        if not paths:
+            return set()
+        sql = "SELECT path FROM ops.file_manifest WHERE path IN (SELECT unnest(?))"
+        return {r[0] for r in self.con.execute(sql, [paths]).fetchall()}
+
     def plan(self, files: list[FileIdentity]) -> tuple[list[FileIdentity], list[FileIdentity]]:
         if not files:
             return [], []
@@ -164,17 +176,21 @@ class IngestRun:
         return todo, unchanged
 
     # -- staging ----------------------------------------------------------------------
+    # The input is read exactly once, by the statement that builds the stage: it is never
+    # copied first. The stage keeps every input value (cast columns keep their original in
+    # `_in_<name>`), so a rejected row's payload is rebuilt from the stage alone.
+
     def _register_input(self, rel: Any) -> None:
-        con = self.con
-        con.execute("DROP TABLE IF EXISTS _cbi_in")
         if isinstance(rel, duckdb.DuckDBPyRelation):
-            rel.create_view("_cbi_src", replace=True)  # a temporary view: nothing persists on a crash
-            con.execute("CREATE TEMP TABLE _cbi_in AS SELECT * FROM _cbi_src")
-            con.execute("DROP VIEW _cbi_src")
+            rel.create_view(_SRC, replace=True)  # a temporary view: nothing persists on a crash
         else:
-            con.register("_cbi_src", rel)
-            con.execute("CREATE TEMP TABLE _cbi_in AS SELECT * FROM _cbi_src")
-            con.unregister("_cbi_src")
+            self.con.register(_SRC, rel)
+
+    def _drop_input(self, rel: Any) -> None:
+        if isinstance(rel, duckdb.DuckDBPyRelation):
+            self.con.execute(f"DROP VIEW IF EXISTS {_SRC}")
+        else:
+            self.con.unregister(_SRC)
 
     def stage(self, contract: Contract, rel: Any, files: list[FileIdentity]) -> dict[str, FileCounts]:
         con = self.con
@@ -182,29 +198,23 @@ class IngestRun:
             self.files.setdefault(str(f.path), f)
             self.counts.setdefault(str(f.path), FileCounts())
         self._register_input(rel)
-        in_cols = {r[0]: r[1] for r in con.execute("DESCRIBE _cbi_in").fetchall()}
-        for needed in ("source_file", "record_number"):
-            if needed not in in_cols:
-                raise ValueError(f"staged rows for {contract.fqn} lack the bookkeeping column {needed!r}")
-        unknown = set(in_cols) - set(contract.column_names) - set(BOOKKEEPING)
-        if unknown:
-            raise ValueError(f"staged rows for {contract.fqn} carry columns the contract does not declare: {sorted(unknown)}")
-        strays = con.execute(
-            "SELECT DISTINCT source_file FROM _cbi_in WHERE source_file NOT IN (SELECT unnest(?))",
-            [[str(f.path) for f in files]],
-        ).fetchall()
-        if strays:
-            raise ValueError(f"staged rows name files that were not passed to stage(): {strays[:3]}")
-
-        con.execute("BEGIN")
         try:
-            counts = self._stage_in_transaction(contract, in_cols, files)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+            in_cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {_SRC}").fetchall()}
+            for needed in ("source_file", "record_number"):
+                if needed not in in_cols:
+                    raise ValueError(f"staged rows for {contract.fqn} lack the bookkeeping column {needed!r}")
+            unknown = set(in_cols) - set(contract.column_names) - set(BOOKKEEPING)
+            if unknown:
+                raise ValueError(f"staged rows for {contract.fqn} carry columns the contract does not declare: {sorted(unknown)}")
+            con.execute("BEGIN")
+            try:
+                counts = self._stage_in_transaction(contract, in_cols, files)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
         finally:
-            con.execute("DROP TABLE IF EXISTS _cbi_in")
+            self._drop_input(rel)
             con.execute("DROP TABLE IF EXISTS _cbi_stage")
         if contract.fqn not in self.tables:
             self.tables.append(contract.fqn)
@@ -214,23 +224,12 @@ class IngestRun:
             self.counts[path].table = contract.fqn
         return counts
 
-    def _stage_in_transaction(self, contract: Contract, in_cols: dict[str, str], files: list[FileIdentity]) -> dict[str, FileCounts]:
-        con = self.con
-        target = table_ref(contract)
-        # 1. Replace exactly the rows of files whose content changed since they were loaded.
-        changed = [p for p in (str(f.path) for f in files) if p in self._changed]
-        if changed:
-            con.execute(f"DELETE FROM {target} WHERE source_file IN (SELECT unnest(?))", [changed])
-            con.execute(
-                "UPDATE monitoring.quarantine SET status = 'superseded', resolved_at = ? "
-                "WHERE status = 'held' AND table_name = ? AND source_file IN (SELECT unnest(?))",
-                [_now(), contract.fqn, changed],
-            )
+    def _build_stage(self, contract: Contract, in_cols: dict[str, str]) -> str:
+        """CREATE _cbi_stage from the input in one statement; returns the payload SQL expression.
 
-        # 2. One statement builds the stage: cast to the contract's types (a value that does not
-        #    cast is a violation, never a silent NULL), then the contract's row rules as SQL, then a
-        #    64-bit hash of the data columns (only ever compared between rows sharing a key).
-        select, cast_checks = [], []
+        Casts to the contract's types (a value that does not cast is a violation, never a
+        silent NULL), then the contract's row rules as SQL."""
+        select, cast_checks, kept = [], [], {}
         for col in contract.columns:
             name = quote(col.name)
             if col.name in ("source_file", "file_sha256", "batch_id", "ingested_at"):
@@ -243,21 +242,27 @@ class IngestRun:
                 select.append(f"i.{name}")
             else:
                 select.append(f"TRY_CAST(i.{name} AS {column_type(col)}) AS {name}")
+                kept[col.name] = f"_in_{col.name}"
                 cast_checks.append(
                     (
                         f"i.{name} IS NOT NULL AND TRY_CAST(i.{name} AS {column_type(col)}) IS NULL",
                         f"'{col.name}=' || CAST(i.{name} AS VARCHAR) || ' is not a valid {col.type}'",
                     )
                 )
+        # Input values the stage does not hold as they came: kept verbatim for the payload.
+        for col in ("_rule", "_reason", "_duplicate"):
+            if col in in_cols:
+                kept[col] = f"_in_{col}"
+        if in_cols["record_number"] != "BIGINT":
+            kept["record_number"] = "_in_record_number"
+        originals = "".join(f", i.{quote(c)} AS {quote(k)}" for c, k in kept.items())
         reader_rule = "i._rule" if "_rule" in in_cols else "CAST(NULL AS VARCHAR)"
         reader_reason = "i._reason" if "_reason" in in_cols else "CAST(NULL AS VARCHAR)"
         cast_rule = "CASE " + " ".join(f"WHEN {c} THEN 'bad_type'" for c, _ in cast_checks) + " END" if cast_checks else "NULL"
         cast_reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in cast_checks) + " END" if cast_checks else "NULL"
         pre_dup = "coalesce(i._duplicate, false)" if "_duplicate" in in_cols else "false"
         rule_sql, reason_sql = first_violation(row_checks(contract))
-        data_cols = [c.name for c in contract.columns if c.name not in LOADER_FILLED]
-        row_hash = "hash(" + ", ".join("{a}" + quote(c) for c in data_cols) + ")"
-        con.execute(
+        self.con.execute(
             f"""
             CREATE TEMP TABLE _cbi_stage AS
             WITH typed AS (
@@ -265,16 +270,39 @@ class IngestRun:
                        i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
                        coalesce({reader_rule}, {cast_rule}) AS _r0,
                        coalesce({reader_reason}, {cast_reason}) AS _rs0,
-                       {pre_dup} AS _dup, i.rowid AS _rid
-                FROM _cbi_in i
+                       {pre_dup} AS _dup{originals}
+                FROM {_SRC} i
             )
-            SELECT * EXCLUDE (_r0, _rs0),
-                   coalesce(_r0, {rule_sql}) AS _rule,
-                   coalesce(_rs0, {reason_sql}) AS _reason,
-                   {row_hash.format(a="")} AS _hash
-            FROM typed
+            SELECT * EXCLUDE (_r0, _rs0, _r1),
+                   coalesce(_r0, _r1) AS _rule,
+                   -- the checks run once per row; the reason text only for the rows that failed one
+                   CASE WHEN _r0 IS NOT NULL OR _r1 IS NOT NULL THEN coalesce(_rs0, {reason_sql}) ELSE _rs0 END AS _reason
+            FROM (SELECT *, CASE WHEN _r0 IS NULL THEN {rule_sql} END AS _r1 FROM typed)
             """
         )
+        # The input row exactly as to_json(row) would have written it: its columns, in its order.
+        return "to_json(struct_pack(" + ", ".join(f"{quote(c)} := s.{quote(kept.get(c, c))}" for c in in_cols) + "))"
+
+    def _stage_in_transaction(self, contract: Contract, in_cols: dict[str, str], files: list[FileIdentity]) -> dict[str, FileCounts]:
+        con = self.con
+        target = table_ref(contract)
+        # 1. The stage, built before anything below changes the tables the input may read.
+        payload = self._build_stage(contract, in_cols)
+
+        # 2. Replace exactly the rows of files whose content changed since they were loaded.
+        changed = [p for p in (str(f.path) for f in files) if p in self._changed]
+        if changed:
+            con.execute(f"DELETE FROM {target} WHERE source_file IN (SELECT unnest(?))", [changed])
+            con.execute(
+                "UPDATE monitoring.quarantine SET status = 'superseded', resolved_at = ? "
+                "WHERE status = 'held' AND table_name = ? AND source_file IN (SELECT unnest(?))",
+                [_now(), contract.fqn, changed],
+            )
+
+        # A 64-bit hash of the data columns, only ever compared between rows sharing a key (so
+        # only computed for those rows).
+        data_cols = [c.name for c in contract.columns if c.name not in LOADER_FILLED]
+        row_hash = "hash(" + ", ".join("{a}" + quote(c) for c in data_cols) + ")"
 
         # 3. Duplicates on the primary key within the input. The hash aggregate finds duplicated
         #    keys (usually none); only those rows are ranked (first by file and line wins).
@@ -291,11 +319,12 @@ class IngestRun:
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE _cbi_ranked AS
-                SELECT s._rid, row_number() OVER w AS _rn, s._hash <> first_value(s._hash) OVER w AS _differs,
-                       first_value(s.source_file || ':' || s.record_number) OVER w AS _first_at
-                FROM _cbi_stage s SEMI JOIN _cbi_dupkeys d ON {on}
-                WHERE s._rule IS NULL AND NOT s._dup
-                WINDOW w AS (PARTITION BY {", ".join("s." + k for k in pk)} ORDER BY s.source_file, s.record_number)
+                SELECT _rid, row_number() OVER w AS _rn, _h <> first_value(_h) OVER w AS _differs,
+                       first_value(source_file || ':' || record_number) OVER w AS _first_at
+                FROM (SELECT s.rowid AS _rid, s.*, {row_hash.format(a="s.")} AS _h
+                      FROM _cbi_stage s SEMI JOIN _cbi_dupkeys d ON {on}
+                      WHERE s._rule IS NULL AND NOT s._dup)
+                WINDOW w AS (PARTITION BY {pk_list} ORDER BY source_file, record_number)
                 """
             )
             con.execute(
@@ -304,7 +333,7 @@ class IngestRun:
                     _rule = CASE WHEN r._differs THEN 'unique_key' END,
                     _reason = CASE WHEN r._differs THEN 'same primary key as ' || r._first_at || ' with different values' END,
                     _dup = NOT r._differs
-                FROM _cbi_ranked r WHERE s._rid = r._rid AND r._rn > 1
+                FROM _cbi_ranked r WHERE s.rowid = r._rid AND r._rn > 1
                 """
             )
             con.execute("DROP TABLE _cbi_ranked")
@@ -320,9 +349,9 @@ class IngestRun:
         con.execute(
             f"""
             UPDATE _cbi_stage s SET
-                _dup = CASE WHEN e._existing_hash = s._hash THEN true ELSE s._dup END,
-                _rule = CASE WHEN e._existing_hash <> s._hash THEN 'unique_key' ELSE s._rule END,
-                _reason = CASE WHEN e._existing_hash <> s._hash
+                _dup = CASE WHEN e._existing_hash = {row_hash.format(a="s.")} THEN true ELSE s._dup END,
+                _rule = CASE WHEN e._existing_hash <> {row_hash.format(a="s.")} THEN 'unique_key' ELSE s._rule END,
+                _reason = CASE WHEN e._existing_hash <> {row_hash.format(a="s.")}
                           THEN 'primary key already loaded from ' || coalesce(e._existing_file, 'another batch') || ' with different values'
                           ELSE s._reason END
             FROM (
@@ -347,13 +376,13 @@ class IngestRun:
         con.unregister("_cbi_files_src")
         now = _now()
         con.execute(
-            """
+            f"""
             INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
                    file_sha256, record_number, rule, reason, payload, status)
             SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, s.source_file, f.file_sha256, s.record_number, s._rule,
                    s.source_file || ':' || coalesce(CAST(s.record_number AS VARCHAR), '?') || ' ' || s._rule || ': ' || coalesce(s._reason, ''),
-                   CAST(to_json(i) AS VARCHAR), 'held'
-            FROM _cbi_stage s JOIN _cbi_in i ON i.rowid = s._rid LEFT JOIN _cbi_files f ON f.source_file = s.source_file
+                   CAST({payload} AS VARCHAR), 'held'
+            FROM _cbi_stage s LEFT JOIN _cbi_files f ON f.source_file = s.source_file
             WHERE s._rule IS NOT NULL
             """,
             [now, self.batch_id, contract.fqn],
@@ -378,9 +407,14 @@ class IngestRun:
                    COUNT(*) FILTER (WHERE _rule IS NULL AND NOT _dup),
                    COUNT(*) FILTER (WHERE _rule IS NOT NULL),
                    COUNT(*) FILTER (WHERE _rule IS NULL AND _dup)
-            FROM _cbi_stage GROUP BY source_file
+            FROM _cbi_stage GROUP BY source_file ORDER BY source_file
             """
         ).fetchall()
+        # Checked last, on the counts (one pass fewer); raising rolls the whole stage back.
+        passed = {str(f.path) for f in files}
+        strays = [(r[0],) for r in rows if r[0] not in passed]
+        if strays:
+            raise ValueError(f"staged rows name files that were not passed to stage(): {strays[:3]}")
         con.execute("DROP TABLE _cbi_files")
         return {r[0]: FileCounts(r[1], r[2], r[3], r[4]) for r in rows}
 
@@ -429,7 +463,7 @@ class IngestRun:
             names = ["path", "file_sha256", "size_bytes", "file_mtime", "record_schema", "encoding", "table_name",
                      "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "batch_id", "ingested_at",
                      "status", "error"]
-            manifest = pa.Table.from_pylist([dict(zip(names, r)) for r in rows])
+            manifest = pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
             con.register("_cbi_manifest", manifest)
             con.execute("INSERT INTO ops.file_manifest BY NAME SELECT * FROM _cbi_manifest")
             con.unregister("_cbi_manifest")

@@ -13,7 +13,9 @@ Every input line/record is accounted: loaded, duplicate, or quarantined with a r
 (encoding, parse_error, wrong_rtype, unmapped_symbol, no_spreads, plus the contract's
 own rules run by the core); a file that cannot be read at all is a file-level error
 (empty_file, parse_error, unsupported_schema); files of Databento schemas no table holds
-(trades, status ...) are recorded as skipped. Re-running skips unchanged files.
+(trades, status ...) are recorded as skipped. Re-running skips unchanged files (by
+sha256; files the manifest has never seen are hashed on a background thread while
+DuckDB reads them, since they are loaded whatever their hash).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +63,12 @@ class DatabentoFile:
     record_schema: str | None  # None: not a Databento data file name (only when named explicitly)
     encoding: str | None  # dbn, json, csv
     compressed: bool = False  # .zst
+    batch: Path | None = None  # the folder it was found in, when that is not path.parent (a symlinked file)
 
     @property
     def folder(self) -> Path:
-        return self.path.parent
+        """The batch folder whose sidecars (symbology.json) describe the file."""
+        return self.batch or self.path.parent
 
     @property
     def supported(self) -> bool:
@@ -100,15 +104,40 @@ def discover(paths: Iterable[Path | str]) -> list[DatabentoFile]:
     for raw in paths:
         p = Path(raw).expanduser().resolve()
         if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if child.is_file() and not _hidden(child) and not _is_sidecar(child):
-                    schema, enc, zst = classify(child)
-                    if schema:
-                        seen.setdefault(child, DatabentoFile(child, schema, enc, zst))
+            for entry in _files_under(str(p)):
+                child = Path(entry.path)
+                if _hidden(child) or _is_sidecar(child):
+                    continue
+                schema, enc, zst = classify(child)
+                if schema:
+                    # The manifest knows a file by its resolved path; its batch stays where it was found.
+                    real, batch = (child.resolve(), child.parent) if entry.is_symlink() else (child, None)
+                    seen.setdefault(real, DatabentoFile(real, schema, enc, zst, batch))
         elif not _is_sidecar(p) and not _hidden(p):
             schema, enc, zst = classify(p)
             seen[p] = DatabentoFile(p, schema, enc, zst)
     return list(seen.values())
+
+
+def _files_under(folder: str) -> list[os.DirEntry]:
+    """Files under `folder`, recursively, in path order; symlinked folders are not entered
+    (as pathlib's rglob), symlinked files are. os.scandir: no stat per entry, unlike rglob."""
+    found: list[tuple[tuple[str, ...], os.DirEntry]] = []
+
+    def walk(path: str, parts: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except PermissionError:  # as rglob: an unreadable sub-folder is passed over
+            return
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                walk(e.path, parts + (e.name,))
+            elif e.is_file():
+                found.append((parts + (e.name,), e))
+
+    walk(folder, ())
+    found.sort(key=lambda x: x[0])
+    return [e for _, e in found]
 
 
 # --- symbology ------------------------------------------------------------------------------
@@ -191,27 +220,62 @@ class _Loader:
     def __init__(self, con: duckdb.DuckDBPyConnection, run: IngestRun, say: Progress) -> None:
         self.con, self.run, self.say = con, run, say
         self.ids: dict[Path, FileIdentity] = {}
+        self.sizes: dict[Path, int] = {}
+        self.hashing: dict[Path, Future[FileIdentity]] = {}  # new files, hashed in the background
         self.errored: set[Path] = set()
+
+    def fid(self, path: Path) -> FileIdentity:
+        """The identity of a file; a file still hashing in the background is waited for and planned."""
+        if path not in self.ids:
+            fid = self.hashing.pop(path).result()
+            self.run.plan([fid])
+            self.ids[path] = fid
+        return self.ids[path]
+
+    def all_hashed(self) -> None:
+        """Wait for the background hashing and plan those files (one manifest query)."""
+        fids = [f.result() for f in self.hashing.values()]
+        self.hashing.clear()
+        if fids:
+            self.run.plan(fids)
+            self.ids.update((f.path, f) for f in fids)
 
     def error(self, path: Path, rule: str, reason: str, table: str | None = None) -> None:
         if path in self.errored:
             return
         self.errored.add(path)
-        self.run.file_error(self.ids[path], rule, reason, table=table)
+        self.run.file_error(self.fid(path), rule, reason, table=table)
 
     def load(self, paths: list[Path]) -> None:
         files = discover(paths)
-        # sha256 of every file (serially: for thousands of small daily files a thread pool is slower).
-        self.ids = {}
-        for i, f in enumerate(files, 1):
-            self.ids[f.path] = identify(f.path, f.record_schema or "unknown", f.encoding or "unknown")
-            if i % 250 == 0 or i == len(files):
-                self.say("databento: hashing files", i, len(files))
-        todo, unchanged = self.run.plan(list(self.ids.values()))
+        # Files the manifest knows are hashed first: an unchanged one is skipped. Every other file
+        # is new, so it is read whatever its hash: those are hashed on a background thread while
+        # DuckDB reads them (one thread: thousands of small files hash fastest serially).
+        known = self.run.known_paths([str(f.path) for f in files])
+        old = [f for f in files if str(f.path) in known]
+        for i, f in enumerate(old, 1):
+            self.ids[f.path] = identify(f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True)
+            if i % 250 == 0 or i == len(old):
+                self.say("databento: hashing files", i, len(old))
+        todo, unchanged = self.run.plan([self.ids[f.path] for f in old])
         if unchanged:
             self.say(f"databento: {len(unchanged)} file(s) unchanged since loaded; skipped")
-        todo_paths = {fid.path for fid in todo}
-        candidates = [f for f in files if f.path in todo_paths]
+        self.sizes = {fid.path: fid.size_bytes for fid in todo}
+        new = [f for f in files if str(f.path) not in known]
+        if new:
+            self.say(f"databento: {len(new)} new file(s), hashed while they are read")
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            for f in new:
+                self.sizes[f.path] = f.path.stat().st_size
+                self.hashing[f.path] = hasher.submit(
+                    identify, f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True
+                )
+            try:
+                self._load([f for f in files if f.path in self.sizes])
+            finally:
+                self.all_hashed()
+
+    def _load(self, candidates: list[DatabentoFile]) -> None:
         # DuckDB reads a truncated zstd stream as fewer (or no) lines without an error, so every
         # .zst is checked for a complete final frame first (zstandard releases the GIL too).
         zst = [f for f in candidates if f.compressed and f.supported]
@@ -225,9 +289,9 @@ class _Loader:
                 self.error(f.path, "unsupported_schema", "not a Databento data file name (<name>.<schema>.<dbn|json|csv>[.zst])")
             elif table is None:
                 # Valid Databento data no contract holds (trades, status ...): recorded, not an error.
-                self.run.file_skipped(self.ids[f.path], f"Databento schema {f.record_schema} has no warehouse table")
+                self.run.file_skipped(self.fid(f.path), f"Databento schema {f.record_schema} has no warehouse table")
                 skipped.add(str(f.record_schema))
-            elif self.ids[f.path].size_bytes == 0:
+            elif self.sizes[f.path] == 0:
                 self.error(f.path, "empty_file", "file is empty (0 bytes)", table)
             elif problems.get(f.path):
                 self.error(f.path, "parse_error", problems[f.path], table)
@@ -252,11 +316,12 @@ class _Loader:
 
     def _register_files(self, work: list[DatabentoFile]) -> None:
         con = self.con
-        frame = pd.DataFrame({"source_file": [str(f.path) for f in work], "folder": [str(f.folder) for f in work]})
-        con.register("_dbn_files_src", frame)
-        con.execute("INSERT INTO _dbn_files SELECT * FROM _dbn_files_src")
-        con.unregister("_dbn_files_src")
-        for folder in sorted({f.folder for f in work}):
+        folders = [f.folder for f in work]
+        con.execute(
+            "INSERT INTO _dbn_files SELECT unnest($files), unnest($folders)",
+            {"files": [str(f.path) for f in work], "folders": [str(p) for p in folders]},
+        )
+        for folder in sorted(set(folders)):
             sym = folder / "symbology.json"
             if not sym.is_file():
                 continue
@@ -273,7 +338,7 @@ class _Loader:
         chunk: list[DatabentoFile] = []
         size = 0
         for f in group:
-            weight = self.ids[f.path].size_bytes * (8 if f.compressed or f.encoding == "dbn" else 1)
+            weight = self.sizes[f.path] * (8 if f.compressed or f.encoding == "dbn" else 1)
             if chunk and size + weight > CHUNK_BYTES:
                 self._ingest_chunk(schema, chunk)
                 chunk, size = [], 0
@@ -295,6 +360,7 @@ class _Loader:
             elif part:
                 self._read_text(part, enc, fields, contract.fqn)
         present = {r[0] for r in con.execute(f"SELECT DISTINCT source_file FROM {TYPED}").fetchall()}
+        self.all_hashed()  # the stage records each file's sha256
         staged = []
         for f in group:
             if str(f.path) in present:
@@ -307,10 +373,9 @@ class _Loader:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _dbn_rows AS {sq.definitions_sql(TYPED)}")
             sq.add_run_definitions(con, "_dbn_rows")
             rel = con.table("_dbn_rows")
-        elif schema == "statistics":
-            rel = con.sql(sq.statistics_sql(TYPED))
         else:
-            rel = con.sql(sq.bars_sql(TYPED, schema))
+            sq.resolve_symbols(con, TYPED, schema)
+            rel = con.sql(sq.statistics_sql(TYPED) if schema == "statistics" else sq.bars_sql(TYPED, schema))
         counts = self.run.stage(contract, rel, files=staged)
         con.execute(f"DROP TABLE IF EXISTS {TYPED}")
         con.execute("DROP TABLE IF EXISTS _dbn_rows")
@@ -322,7 +387,7 @@ class _Loader:
 
     def _read_text(self, part: list[DatabentoFile], enc: str, fields, table: str) -> None:
         """One scan per (scan kind) over the group; files the blob scan cannot decode are re-read."""
-        small = [not f.compressed and self.ids[f.path].size_bytes <= rd.BLOB_MAX for f in part]
+        small = [not f.compressed and self.sizes[f.path] <= rd.BLOB_MAX for f in part]
         self._text_scan([f for f, b in zip(part, small) if not b], "csv", enc, fields, table)
         self._text_scan([f for f, b in zip(part, small) if b], "blob", enc, fields, table)
         sql = f"SELECT DISTINCT source_file FROM {TYPED} WHERE _lrule = '_reread'"
@@ -348,7 +413,7 @@ class _Loader:
 
     def _text_statement(self, paths: list[str], how: str, enc: str, fields) -> None:
         # Lines are materialised first: parsing a table runs in parallel over its row groups,
-        # parsing straight off the per-file unnest does not (measured 3x slower).
+        # parsing straight off the per-file unnest runs on one thread (read_blob does).
         con = self.con
         rd.scan_lines(con, LINES, paths, how)
         if enc == "csv":

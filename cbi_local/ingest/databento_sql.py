@@ -11,6 +11,9 @@ from the batch folder's symbology (symbology.json or DBN metadata mappings: inst
 -> symbol per [d0, d1) UTC date), else from instrument definitions (this run's and
 dim.instruments) whose activation..expiration covers the date. The date is that of
 ts_recv when the record has one, else ts_event, as `databento` itself maps symbols.
+`resolve_symbols` does these lookups once per distinct (folder, instrument, date) and
+once per distinct symbol (root, spread) into two small tables; the per-record statement
+only joins them.
 """
 
 from __future__ import annotations
@@ -36,12 +39,20 @@ def root_sql(symbol: str) -> str:
     return f"nullif(regexp_extract(split_part({symbol}, '-', 1), '{ROOT_RE}', 1), '')"
 
 
+def _in_range(ns: str) -> str:
+    return f"({ns} >= 0 AND {ns} < 4102444800000000000)"
+
+
 def ts_sql(ns: str) -> str:
     """ns since the epoch (HUGEINT) -> TIMESTAMPTZ (microseconds, UTC); UNDEF and absurd values -> NULL."""
-    return (
-        f"CASE WHEN {ns} >= 0 AND {ns} < 4102444800000000000 "
-        f"THEN timezone('UTC', make_timestamp(TRY_CAST({ns} // 1000 AS BIGINT))) END"
-    )
+    # In range the value fits a BIGINT: the division runs on 64 bits and make_timestamptz takes
+    # epoch microseconds directly (no time-zone arithmetic).
+    return f"CASE WHEN {_in_range(ns)} THEN make_timestamptz(CAST({ns} AS BIGINT) // 1000) END"
+
+
+def date_sql(ns: str) -> str:
+    """ns since the epoch (HUGEINT) -> its UTC DATE; NULL out of range."""
+    return f"CAST(CASE WHEN {_in_range(ns)} THEN make_timestamp(CAST({ns} AS BIGINT) // 1000) END AS DATE)"
 
 
 def px_sql(raw: str) -> str:
@@ -49,11 +60,15 @@ def px_sql(raw: str) -> str:
 
 
 def _ts_bad(ns: str) -> str:
-    return f"({ns} IS NOT NULL AND {ns} <> {U64_MAX} AND NOT ({ns} >= 0 AND {ns} < 4102444800000000000))"
+    return f"({ns} IS NOT NULL AND {ns} <> {U64_MAX} AND NOT {_in_range(ns)})"
 
 
 def _big_bad(v: str) -> str:
     return f"({v} IS NOT NULL AND NOT ({v} BETWEEN -{I64_MAX} - 1 AND {I64_MAX}))"
+
+
+RESOLVED = "_dbn_resolved"  # (folder, instrument_id, _date) -> symbol, for records without one
+SYMBOLS = "_dbn_symbols"  # symbol -> product root, spread flag
 
 
 def create_lookup_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -85,19 +100,17 @@ def add_run_definitions(con: duckdb.DuckDBPyConnection, rows: str) -> None:
 
 
 def drop_lookup_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for t in ("_dbn_files", "_dbn_map", "_dbn_defs"):
+    for t in ("_dbn_files", "_dbn_map", "_dbn_defs", RESOLVED, SYMBOLS):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def _common(typed: str, schema: str, date_ns: str) -> str:
-    """CTEs `t` (typed + rule precedence so far) and `r` (symbol resolution)."""
+def _t(typed: str, schema: str, date_ns: str) -> str:
+    """CTE `t`: typed rows + folder, record date and the rule precedence so far."""
     expected = RTYPE[schema]
     names = " ".join(f"WHEN {k} THEN ' ({v})'" for k, v in RTYPE_NAME.items())
     return f"""
     t AS (
-        SELECT x.*, f.folder,
-               CAST(CASE WHEN {date_ns} >= 0 AND {date_ns} < 4102444800000000000
-                         THEN make_timestamp(TRY_CAST({date_ns} // 1000 AS BIGINT)) END AS DATE) AS _date,
+        SELECT x.*, f.folder, {date_sql(date_ns)} AS _date,
                CASE WHEN x._lrule IS NOT NULL THEN x._lrule
                     WHEN x.rtype IS NOT NULL AND x.rtype <> {expected} THEN 'wrong_rtype'
                     WHEN x._ferr IS NOT NULL THEN 'parse_error' END AS _rule0,
@@ -109,39 +122,66 @@ def _common(typed: str, schema: str, date_ns: str) -> str:
                     WHEN x._ferr IS NOT NULL THEN x._ferr || coalesce(': ' || left(x._line, 2000), '')
                END AS _reason0
         FROM {typed} x LEFT JOIN _dbn_files f USING (source_file)
-    ),
-    k AS (SELECT DISTINCT folder, TRY_CAST(instrument_id AS BIGINT) AS instrument_id, _date FROM t
-          WHERE nullif(symbol, '') IS NULL AND _rule0 IS NULL AND _date IS NOT NULL),
-    by_map AS (
-        SELECT k.folder, k.instrument_id, k._date, arg_max(m.symbol, m.d0) AS sym
-        FROM k JOIN _dbn_map m ON m.folder = k.folder AND m.instrument_id = k.instrument_id
-             AND k._date >= m.d0 AND k._date < m.d1
-        WHERE NOT contains(m.symbol, '.')  -- parent/continuous symbols (ES.FUT, ES.c.0) name no contract
-        GROUP BY ALL
-    ),
-    by_def AS (
-        SELECT k.folder, k.instrument_id, k._date, arg_max(d.raw_symbol, d.d_from) AS sym
-        FROM k JOIN _dbn_defs d ON d.instrument_id = k.instrument_id
-             AND k._date BETWEEN coalesce(d.d_from, DATE '1900-01-01') AND coalesce(d.d_to, DATE '2999-12-31')
-        GROUP BY ALL
-    ),
-    r AS (
+    )"""
+
+
+def _date_ns(schema: str) -> str:
+    # Symbols are mapped on the date of ts_recv when the record has one, as `databento` does.
+    return f"coalesce(nullif(ts_recv, {U64_MAX}), ts_event)" if schema == "statistics" else "ts_event"
+
+
+def resolve_symbols(con: duckdb.DuckDBPyConnection, typed: str, schema: str) -> None:
+    """Symbol lookups as two small tables, so the per-record statement only joins them.
+
+    RESOLVED: one row per distinct (folder, instrument_id, date) of records that carry no
+    symbol. SYMBOLS: one row per distinct symbol (carried or resolved) with its product root
+    and spread flag, so the root regex runs once per symbol, not once per record.
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {RESOLVED} AS
+        WITH {_t(typed, schema, _date_ns(schema))},
+        k AS (SELECT DISTINCT folder, TRY_CAST(instrument_id AS BIGINT) AS instrument_id, _date FROM t
+              WHERE nullif(symbol, '') IS NULL AND _rule0 IS NULL AND _date IS NOT NULL),
+        by_map AS (
+            SELECT k.folder, k.instrument_id, k._date, arg_max(m.symbol, m.d0) AS sym
+            FROM k JOIN _dbn_map m ON m.folder = k.folder AND m.instrument_id = k.instrument_id
+                 AND k._date >= m.d0 AND k._date < m.d1
+            WHERE NOT contains(m.symbol, '.')  -- parent/continuous symbols (ES.FUT, ES.c.0) name no contract
+            GROUP BY ALL
+        ),
+        by_def AS (
+            SELECT k.folder, k.instrument_id, k._date, arg_max(d.raw_symbol, d.d_from) AS sym
+            FROM k JOIN _dbn_defs d ON d.instrument_id = k.instrument_id
+                 AND k._date BETWEEN coalesce(d.d_from, DATE '1900-01-01') AND coalesce(d.d_to, DATE '2999-12-31')
+            GROUP BY ALL
+        )
         SELECT k.folder, k.instrument_id, k._date, coalesce(m.sym, d.sym) AS sym,
                (SELECT min(symbol) FROM _dbn_map c WHERE c.folder = k.folder AND c.instrument_id = k.instrument_id
                     AND k._date >= c.d0 AND k._date < c.d1) AS _any_map
         FROM k LEFT JOIN by_map m USING (folder, instrument_id, _date)
                LEFT JOIN by_def d USING (folder, instrument_id, _date)
-    ),
-    s AS (
-        SELECT t.*, coalesce(nullif(t.symbol, ''), r.sym) AS _sym, r._any_map
-        FROM t LEFT JOIN r ON r.folder = t.folder
-             AND r.instrument_id = TRY_CAST(t.instrument_id AS BIGINT) AND r._date = t._date
-    ),
-    sp AS (SELECT DISTINCT raw_symbol FROM _dbn_defs WHERE is_spread),
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {SYMBOLS} AS
+        SELECT _sym, {root_sql('_sym')} AS _root,
+               (contains(_sym, '-') OR _sym IN (SELECT raw_symbol FROM _dbn_defs WHERE is_spread)) AS _spread
+        FROM (SELECT nullif(symbol, '') AS _sym FROM {typed} UNION SELECT sym FROM {RESOLVED})
+        WHERE _sym IS NOT NULL
+        """
+    )
+
+
+def _common(typed: str, schema: str) -> str:
+    """CTEs `t` (typed + rule precedence so far) and `u` (+ symbol, root, spread); needs resolve_symbols()."""
+    return f"""{_t(typed, schema, _date_ns(schema))},
     u AS (
-        SELECT s.*, {root_sql('s._sym')} AS _root,
-               (contains(s._sym, '-') OR s._sym IN (SELECT raw_symbol FROM sp)) AS _spread
-        FROM s
+        SELECT t.*, y._sym, r._any_map, y._root, y._spread
+        FROM t LEFT JOIN {RESOLVED} r ON r.folder = t.folder
+               AND r.instrument_id = TRY_CAST(t.instrument_id AS BIGINT) AND r._date = t._date
+             LEFT JOIN {SYMBOLS} y ON y._sym = coalesce(nullif(t.symbol, ''), r.sym)
     )"""
 
 
@@ -172,7 +212,7 @@ def bars_sql(typed: str, schema: str) -> str:
         + [f"({p} IS NOT NULL AND {p} = {I64_MAX})" for p in ("open", "high", "low", "close")]
     )
     return f"""
-    WITH {_common(typed, schema, "ts_event")},
+    WITH {_common(typed, schema)},
     v AS (
         SELECT u.*,
                CASE WHEN _rule0 IS NULL AND ({extra_bad}) THEN 'parse_error' END AS _rule1
@@ -202,7 +242,7 @@ def statistics_sql(typed: str) -> str:
     )
     big = lambda c: f"TRY_CAST({c} AS BIGINT)"  # noqa: E731
     return f"""
-    WITH {_common(typed, "statistics", "coalesce(nullif(ts_recv, " + str(U64_MAX) + "), ts_event)")},
+    WITH {_common(typed, "statistics")},
     v AS (SELECT u.*, CASE WHEN _rule0 IS NULL AND ({extra_bad}) THEN 'parse_error' END AS _rule1 FROM u)
     SELECT {ts_sql("ts_event")} AS ts_event, {ts_sql("ts_recv")} AS ts_recv, {ts_sql("ts_ref")} AS ts_ref,
            _sym AS symbol, _root AS root, {big("instrument_id")} AS instrument_id,

@@ -7,6 +7,7 @@ here with `databento` itself. Bad-input tests corrupt copies of those real recor
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -340,6 +341,23 @@ def test_unmapped_symbol_is_quarantined_not_dropped(con, glbx, tmp_path):
     q = quarantine(con)
     assert [(r[1], r[2]) for r in q] == [(1, "unmapped_symbol"), (2, "unmapped_symbol"), (3, "unmapped_symbol"), (4, "unmapped_symbol")]
     assert "instrument_id 5482 on 2020-12-28" in q[0][3]
+
+
+def test_a_symlinked_file_loads_with_its_batch_folder(con, glbx, tmp_path):
+    """A data file linked into a batch folder is loaded (known by its real path, with the
+    symbology of the folder it was found in) and skipped as unchanged on a re-run."""
+    store_dir = tmp_path / "store"
+    [real] = transcode(glbx, store_dir, "json", False, "daily", schemas=("ohlcv-1h",))
+    folder = batch_folder(tmp_path, glbx)
+    (folder / real.name).symlink_to(real)
+    first = ingest(con, [folder])
+    assert_balanced(first)
+    assert list(first["files"]) == [str(real.resolve())]
+    assert first["totals"]["rows_loaded"] == 4 and quarantine(con) == []
+    sha = con.execute("SELECT file_sha256 FROM ops.file_manifest").fetchall()
+    assert sha == [(hashlib.sha256(real.read_bytes()).hexdigest(),)]
+    second = ingest(con, [folder])
+    assert second["unchanged_files"] == [str(real.resolve())] and second["totals"]["rows_read"] == 0
 
 
 # --- bad input -----------------------------------------------------------------------------------------
