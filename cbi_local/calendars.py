@@ -40,23 +40,34 @@ In DuckDB: ``ASOF LEFT JOIN sessions s ON b.root = s.root AND b.ts_event < s.ass
 (`assign_session_dates` does it). In Polars: ``bars.join_asof(pl.from_arrow(tbl),
 left_on="ts_event", right_on="assign_until_utc", by="root", strategy="forward",
 allow_exact_matches=False)`` on inputs sorted by time.
+
+Cache: building 25 years of schedules from the library's holiday rules takes about a second, so
+each product group's calendar is computed for whole years and kept in memory and on disk
+(``CBI_CALENDAR_CACHE``: a folder, default ``~/.cache/cbi/calendars``; ``off`` disables the disk
+copy). A cached answer is exactly the library's for the requested range (see `_group_tables`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import os
+import threading
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TRADE_DATE_CALENDAR = "CME_TradeDate"
 # Bars starting this long after a scheduled close still belong to the closing session
 # (capped at half the gap to the next open).
-CLOSE_GRACE = pd.Timedelta(minutes=30)
-_PAD = pd.Timedelta(days=10)  # holiday merging looks this far beyond the requested range
+CLOSE_GRACE = dt.timedelta(minutes=30)
+_PAD = dt.timedelta(days=10)  # holiday merging looks this far beyond the requested range
+CACHE_ENV = "CBI_CALENDAR_CACHE"  # a directory, or "off"
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,9 @@ INTERVAL_SCHEMA = pa.schema([
     ("start_utc", pa.timestamp("us", tz="UTC")),
     ("end_utc", pa.timestamp("us", tz="UTC")),
 ])
+# What one product group's calendar holds (a root adds its own name; see `sessions`).
+_GROUP_SESSIONS = pa.schema([f for f in SESSION_SCHEMA if f.name not in ("root", "product_group")])
+_GROUP_INTERVALS = pa.schema([f for f in INTERVAL_SCHEMA if f.name != "root"])
 
 
 class UnknownRoot(KeyError):
@@ -129,19 +143,34 @@ def calendar_for(root: str):
     return _calendar(product_group(root).calendar)
 
 
-def _day(value: dt.date | str | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()
+def _day(value) -> dt.date:
+    """A date from a date, a datetime (an aware one in UTC) or ISO text."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    import pandas as pd  # anything else pandas can read as a time
+
+    return _day(pd.Timestamp(value).to_pydatetime())
 
 
-@functools.lru_cache(maxsize=64)
-def _group_frames(group_name: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sessions and trading intervals of one product group, trade dates in [start, end]."""
+def _compute(group_name: str, start: dt.date, end: dt.date) -> tuple[pa.Table, pa.Table]:
+    """Sessions and trading intervals of one product group, trade dates in [start, end], from the
+    library. The slow part of this module (holiday rules, schedules): see `_group_tables`."""
+    import pandas as pd
+
     group = next(g for g in GROUPS if g.name == group_name)
-    sched = _calendar(group.calendar).schedule(start - _PAD, end + _PAD)
-    trade_days = _calendar(TRADE_DATE_CALENDAR).schedule(start - _PAD, end + 3 * _PAD).index
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    pad = pd.Timedelta(_PAD)
+    sched = _calendar(group.calendar).schedule(lo - pad, hi + pad)
+    trade_days = _calendar(TRADE_DATE_CALENDAR).schedule(lo - pad, hi + 3 * pad).index
     own = pd.DatetimeIndex(sched.index).normalize()
     pos = trade_days.searchsorted(own, side="left")
     keep = pos < len(trade_days)
@@ -179,14 +208,157 @@ def _group_frames(group_name: str, start: pd.Timestamp, end: pd.Timestamp) -> tu
     sessions["break_start_utc"] = own_rows.bstart.reindex(sessions.index)
     sessions["break_end_utc"] = own_rows.bend.reindex(sessions.index)
     gap = sessions.open_utc.shift(-1) - sessions.close_utc
-    grace = (gap / 2).clip(upper=CLOSE_GRACE).fillna(CLOSE_GRACE)
+    grace = (gap / 2).clip(upper=pd.Timedelta(CLOSE_GRACE)).fillna(pd.Timedelta(CLOSE_GRACE))
     sessions["assign_until_utc"] = sessions.close_utc + grace
     sessions.index.name = "session_date"
     sessions = sessions.reset_index()
-    in_range = (sessions.session_date >= start) & (sessions.session_date <= end)
-    sessions = sessions[in_range].reset_index(drop=True)
-    intervals = intervals[(intervals.session_date >= start) & (intervals.session_date <= end)].reset_index(drop=True)
-    return sessions, intervals
+    sessions = sessions[(sessions.session_date >= lo) & (sessions.session_date <= hi)]
+    intervals = intervals[(intervals.session_date >= lo) & (intervals.session_date <= hi)]
+    sessions["session_date"] = sessions.session_date.dt.date
+    intervals["session_date"] = intervals.session_date.dt.date
+    return (pa.Table.from_pandas(sessions[_GROUP_SESSIONS.names], schema=_GROUP_SESSIONS, preserve_index=False),
+            pa.Table.from_pandas(intervals[_GROUP_INTERVALS.names], schema=_GROUP_INTERVALS, preserve_index=False))
+
+
+# --- the cache --------------------------------------------------------------------------
+# A group's calendar is computed for whole calendar years and kept: in memory for the process,
+# and on disk (CBI_CALENDAR_CACHE, default ~/.cache/cbi/calendars; "off" disables) for the next
+# one, so `cbi features build` does not rebuild 25 years of holiday rules (~1 s) on every run.
+# Whole years give the same rows as any narrower range: each trade date only looks _PAD days
+# around itself. Disk entries are keyed by this module's source and the calendar libraries'
+# versions, so a change of rules or of a library's holidays never reads a stale entry.
+
+
+@dataclass(frozen=True)
+class _Years:
+    years: frozenset[int]
+    sessions: pa.Table
+    intervals: pa.Table
+
+
+_MEMO: dict[str, _Years] = {}
+_LOCK = threading.Lock()
+
+
+def clear_cache(disk: bool = False) -> None:
+    """Forget the computed calendars (the in-process copy; with `disk`, this version's files too)."""
+    with _LOCK:
+        _MEMO.clear()
+    folder = _cache_dir()
+    if disk and folder is not None and folder.is_dir():
+        for f in folder.glob("*.arrow"):
+            f.unlink(missing_ok=True)
+
+
+@functools.cache
+def _fingerprint() -> str:
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for dist in ("pandas_market_calendars", "exchange_calendars", "pandas"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)};".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=none;".encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir() -> Path | None:
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env.lower() == "off":
+        return None
+    if env:
+        base = Path(env).expanduser()
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cbi" / "calendars"
+    return base / _fingerprint()
+
+
+def _year_of(tbl: pa.Table) -> pa.Array:
+    return pc.year(tbl.column("session_date"))
+
+
+def _disk_read(group: str) -> _Years | None:
+    folder = _cache_dir()
+    if folder is None:
+        return None
+    try:
+        with pa.memory_map(str(folder / f"{group}.sessions.arrow")) as f:
+            sess = pa.ipc.open_file(f).read_all()
+        with pa.memory_map(str(folder / f"{group}.intervals.arrow")) as f:
+            iv = pa.ipc.open_file(f).read_all()
+        years = frozenset(int(y) for y in (sess.schema.metadata or {}).get(b"years", b"").decode().split(",") if y)
+    except (OSError, pa.ArrowInvalid):
+        return None  # absent, unreadable or half-written by a crash: recompute
+    sess = sess.replace_schema_metadata(None)
+    if sess.schema != _GROUP_SESSIONS or iv.schema != _GROUP_INTERVALS:
+        return None
+    return _Years(years, sess, iv)
+
+
+def _disk_write(group: str, entry: _Years) -> None:
+    folder = _cache_dir()
+    if folder is None:
+        return
+    meta = {"years": ",".join(str(y) for y in sorted(entry.years))}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, tbl in (("sessions", entry.sessions.replace_schema_metadata(meta)), ("intervals", entry.intervals)):
+            final = folder / f"{group}.{kind}.arrow"
+            tmp = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with pa.OSFile(str(tmp), "wb") as f, pa.ipc.new_file(f, tbl.schema) as w:
+                w.write_table(tbl)
+            os.replace(tmp, final)  # atomic: readers see the old file or the new one
+    except OSError:
+        pass  # a read-only or full disk only costs the next process the computation
+
+
+def _merge(old: _Years | None, new: _Years) -> _Years:
+    """`new` wins for its years; rows sorted by time."""
+    if old is None:
+        return new
+    keep_years = pa.array(sorted(old.years - new.years), pa.int64())
+    sess = old.sessions.filter(pc.is_in(_year_of(old.sessions), keep_years))
+    iv = old.intervals.filter(pc.is_in(_year_of(old.intervals), keep_years))
+    return _Years(
+        old.years | new.years,
+        pa.concat_tables([sess, new.sessions]).sort_by("session_date"),
+        pa.concat_tables([iv, new.intervals]).sort_by("start_utc"),
+    )
+
+
+def _runs(years: list[int]) -> list[tuple[int, int]]:
+    """Sorted years -> (first, last) of each run of consecutive years."""
+    out: list[tuple[int, int]] = []
+    for y in years:
+        if out and out[-1][1] == y - 1:
+            out[-1] = (out[-1][0], y)
+        else:
+            out.append((y, y))
+    return out
+
+
+def _group_tables(group_name: str, start: dt.date, end: dt.date) -> tuple[pa.Table, pa.Table]:
+    """Sessions and trading intervals of one product group, trade dates in [start, end]."""
+    want = set(range(start.year, end.year + 1))
+    with _LOCK:
+        entry = _MEMO.get(group_name)
+        if entry is None or not want <= entry.years:
+            disk = _disk_read(group_name)
+            if disk is not None:
+                entry = _merge(disk, entry) if entry is not None else disk
+            missing = sorted(want - (entry.years if entry else frozenset()))
+            for y0, y1 in _runs(missing):  # one library call per run of consecutive missing years
+                sess, iv = _compute(group_name, dt.date(y0, 1, 1), dt.date(y1, 12, 31))
+                entry = _merge(entry, _Years(frozenset(range(y0, y1 + 1)), sess, iv))
+            if missing:
+                _disk_write(group_name, entry)
+            _MEMO[group_name] = entry
+    lo, hi = pa.scalar(start, pa.date32()), pa.scalar(end, pa.date32())
+
+    def window(tbl: pa.Table) -> pa.Table:
+        d = tbl.column("session_date")
+        return tbl.filter(pc.and_(pc.greater_equal(d, lo), pc.less_equal(d, hi)))
+
+    return window(entry.sessions), window(entry.intervals)
 
 
 def _roots_list(root_or_roots: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -194,6 +366,11 @@ def _roots_list(root_or_roots: str | list[str] | tuple[str, ...]) -> list[str]:
     for r in rs:
         product_group(r)
     return rs
+
+
+def _labelled(tbl: pa.Table, schema: pa.Schema, **labels: str) -> pa.Table:
+    cols = {name: pa.array([value] * tbl.num_rows, pa.string()) for name, value in labels.items()}
+    return pa.table([cols[f.name] if f.name in cols else tbl.column(f.name) for f in schema], schema=schema)
 
 
 def sessions(root_or_roots: str | list[str], start, end) -> pa.Table:
@@ -204,13 +381,11 @@ def sessions(root_or_roots: str | list[str], start, end) -> pa.Table:
     frames = []
     for root in _roots_list(root_or_roots):
         group = product_group(root)
-        sess, _ = _group_frames(group.name, start, end)
-        frames.append(sess.assign(root=root, product_group=group.name))
+        sess, _ = _group_tables(group.name, start, end)
+        frames.append(_labelled(sess, SESSION_SCHEMA, root=root, product_group=group.name))
     if not frames:
         return SESSION_SCHEMA.empty_table()
-    df = pd.concat(frames, ignore_index=True)
-    df["session_date"] = df.session_date.dt.date
-    return pa.Table.from_pandas(df[SESSION_SCHEMA.names], schema=SESSION_SCHEMA, preserve_index=False)
+    return pa.concat_tables(frames)
 
 
 def trading_intervals(root_or_roots: str | list[str], start, end) -> pa.Table:
@@ -220,13 +395,11 @@ def trading_intervals(root_or_roots: str | list[str], start, end) -> pa.Table:
     start, end = _day(start), _day(end)
     frames = []
     for root in _roots_list(root_or_roots):
-        _, iv = _group_frames(product_group(root).name, start, end)
-        frames.append(iv.assign(root=root))
+        _, iv = _group_tables(product_group(root).name, start, end)
+        frames.append(_labelled(iv, INTERVAL_SCHEMA, root=root))
     if not frames:
         return INTERVAL_SCHEMA.empty_table()
-    df = pd.concat(frames, ignore_index=True)
-    df["session_date"] = df.session_date.dt.date
-    return pa.Table.from_pandas(df[INTERVAL_SCHEMA.names], schema=INTERVAL_SCHEMA, preserve_index=False)
+    return pa.concat_tables(frames)
 
 
 def session_dates(root: str, start, end) -> list[dt.date]:

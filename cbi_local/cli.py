@@ -60,6 +60,7 @@ def init(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 "created_schemas": report.created_schemas,
                 "created_tables": report.created_tables,
                 "added_columns": report.added_columns,
+                "views": report.views,
             }
         )
         return
@@ -68,10 +69,13 @@ def init(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         return
     console.print(
         f"Warehouse {report.path}: created {len(report.created_schemas)} datasets, "
-        f"{len(report.created_tables)} tables; added {len(report.added_columns)} columns."
+        f"{len(report.created_tables)} tables; added {len(report.added_columns)} columns; "
+        f"created or updated {len(report.views)} views."
     )
     for col in report.added_columns:
         console.print(f"  + {col}")
+    for view in report.views:
+        console.print(f"  ~ view {view} (follows its contract)")
 
 
 @app.command()

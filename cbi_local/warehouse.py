@@ -17,7 +17,7 @@ import duckdb
 
 import data_contracts as dc
 from data_contracts import to_duckdb
-from data_contracts.model import Column, Contract
+from data_contracts.model import Column, Contract, flat_columns
 
 
 class WarehouseError(RuntimeError):
@@ -57,10 +57,11 @@ class InitReport:
     created_schemas: list[str] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
     added_columns: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)  # created, or replaced to follow their contract
 
     @property
     def changed(self) -> bool:
-        return bool(self.created_schemas or self.created_tables or self.added_columns)
+        return bool(self.created_schemas or self.created_tables or self.added_columns or self.views)
 
 
 def _existing_columns(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict[str, str]:
@@ -120,8 +121,23 @@ def init(path: Path) -> InitReport:
                     report.added_columns.append(f"{contract.fqn}.{col.name}")
                 elif col.type == "STRUCT":
                     _add_missing_struct_fields(con, contract, col, report)
+        _ensure_views(con, report)
         con.execute("COMMIT")
     return report
+
+
+def _ensure_views(con: duckdb.DuckDBPyConnection, report: InitReport) -> None:
+    """Create each declared view, or replace it when its columns no longer follow its contract
+    (a view reads its table by name, so it never holds data: replacing it loses nothing)."""
+    for view in dc.VIEWS:
+        contract = dc.get(view.source)
+        have = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position", [view.dataset, view.name]).fetchall()]
+        if have != [name for _, name in flat_columns(contract)]:
+            con.execute(to_duckdb.create_view(view, contract))
+            con.execute(to_duckdb.comment_view(view))
+            report.views.append(view.fqn)
 
 
 @dataclass

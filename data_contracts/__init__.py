@@ -3,7 +3,7 @@ and validation all derive from these declarations."""
 
 from __future__ import annotations
 
-from .model import Column, Contract, Partition, Rule, Source
+from .model import Column, Contract, FlatView, Partition, Rule, Source
 from .tables import (
     dim,
     features,
@@ -37,12 +37,17 @@ DATASETS: dict[str, str] = {
 _MODULES = (market_data, dim, raw_intelligence, regimes, features, training, predictions, monitoring, ops)
 CONTRACTS: tuple[Contract, ...] = tuple(c for m in _MODULES for c in m.CONTRACTS)
 _BY_FQN = {c.fqn: c for c in CONTRACTS}
+# Views declared beside the contracts they read (created by `cbi init`, never holding data).
+VIEWS: tuple[FlatView, ...] = tuple(v for m in _MODULES for v in getattr(m, "VIEWS", ()))
 
 if len(_BY_FQN) != len(CONTRACTS):  # pragma: no cover - guards a bad edit at import time
     raise RuntimeError("two contracts declare the same dataset.table")
 for _c in CONTRACTS:
     if _c.dataset not in DATASETS:  # pragma: no cover
         raise RuntimeError(f"{_c.fqn}: unknown dataset {_c.dataset!r}")
+for _v in VIEWS:
+    if _v.source not in _BY_FQN or _v.fqn in _BY_FQN:  # pragma: no cover
+        raise RuntimeError(f"{_v.fqn}: reads an undeclared table {_v.source!r} or shadows a table")
 
 
 def get(fqn: str) -> Contract:
@@ -57,4 +62,4 @@ def in_dataset(dataset: str) -> list[Contract]:
     return [c for c in CONTRACTS if c.dataset == dataset]
 
 
-__all__ = ["CONTRACTS", "DATASETS", "LOCATION", "Column", "Contract", "Partition", "Rule", "Source", "get", "in_dataset"]
+__all__ = ["CONTRACTS", "DATASETS", "LOCATION", "VIEWS", "Column", "Contract", "FlatView", "Partition", "Rule", "Source", "get", "in_dataset"]

@@ -145,3 +145,35 @@ class Contract:
 
     def rules_of(self, kind: str) -> list[Rule]:
         return [r for r in self.rules if r.kind == kind]
+
+
+# A flat view's column for STRUCT field f of column s: "s__f". The double underscore keeps the
+# mapping reversible and avoids collisions (regime.name vs a top-level regime_name).
+FLAT_SEP = "__"
+
+
+@dataclass(frozen=True)
+class FlatView:
+    """A view declared once, beside the contract it reads: that table with every field of a
+    (non-repeated) STRUCT as its own column `<struct>__<field>`; other columns keep their names.
+    Its columns derive from the source contract (`flat_columns`), never listed by hand."""
+
+    dataset: str
+    name: str
+    source: str  # dataset.table of the contract it reads
+    description: str
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.dataset}.{self.name}"
+
+
+def flat_columns(contract: Contract) -> list[tuple[tuple[str, ...], str]]:
+    """(path, flat name) per column of a FlatView over `contract`, in contract order."""
+    out: list[tuple[tuple[str, ...], str]] = []
+    for col in contract.columns:
+        if col.type == "STRUCT" and col.mode != "REPEATED":
+            out += [((col.name, f.name), f"{col.name}{FLAT_SEP}{f.name}") for f in col.fields]
+        else:
+            out.append(((col.name,), col.name))
+    return out

@@ -8,7 +8,7 @@ bugs at write time).
 
 from __future__ import annotations
 
-from .model import Column, Contract
+from .model import Column, Contract, FlatView, flat_columns
 
 _SCALAR = {
     "STRING": "VARCHAR",
@@ -55,3 +55,24 @@ def create_table(contract: Contract) -> str:
 def comment_table(contract: Contract) -> str:
     text = contract.description.replace("'", "''")
     return f"COMMENT ON TABLE {table_ref(contract)} IS '{text}'"
+
+
+def view_ref(view: FlatView) -> str:
+    return f"{quote(view.dataset)}.{quote(view.name)}"
+
+
+def flat_select(contract: Contract) -> str:
+    """SELECT of a FlatView over `contract` (also usable on a read-only warehouse without the view)."""
+    cols = ",\n  ".join(f"{'.'.join(quote(p) for p in path)} AS {quote(name)}" for path, name in flat_columns(contract))
+    return f"SELECT\n  {cols}\nFROM {table_ref(contract)}"
+
+
+def create_view(view: FlatView, contract: Contract) -> str:
+    if contract.fqn != view.source:
+        raise ValueError(f"view {view.fqn} reads {view.source}, not {contract.fqn}")
+    return f"CREATE OR REPLACE VIEW {view_ref(view)} AS\n{flat_select(contract)}"
+
+
+def comment_view(view: FlatView) -> str:
+    text = view.description.replace("'", "''")
+    return f"COMMENT ON VIEW {view_ref(view)} IS '{text}'"

@@ -19,11 +19,14 @@ Features: see `indicators` (market data, pivots, regime volatility, targets) and
 (derived from regimes.regime_weights, the registry) joined by date.
 
 Missing inputs give NULLs and a `missing_input` warning (recorded in monitoring.health_checks),
-never invented values. All inputs are read once, the matrix is computed by one lazy Polars
-plan, and written in one DuckDB transaction as a diff of the (symbols, matrix_source) slice:
-unchanged rows keep their batch_id/created_at, changed/vanished rows are replaced. A rebuild on
-the same inputs changes nothing. A build that changes rows records a batch (kind 'features')
-in ops.batches and passes the health gate.
+never invented values. All inputs are read once (one query per table); the 1h bars are reduced
+to sessions with NumPy (sorted by (contract, time), cut at the session ends, summed in time
+order), the rest of the matrix is one lazy Polars plan, and it is written in one DuckDB
+transaction as a diff of the (symbols, matrix_source) slice: unchanged rows keep their
+batch_id/created_at, changed/vanished rows are replaced. A rebuild on the same inputs changes
+nothing (every value is reproduced bit for bit). A build that changes rows records a batch
+(kind 'features') in ops.batches and passes the health gate. The flat view of the matrix is
+declared in data_contracts and created by `cbi init`.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date as date_cls, datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 import data_contracts as dc
 from data_contracts import to_duckdb, to_polars
@@ -43,7 +48,6 @@ from data_contracts import to_duckdb, to_polars
 from .. import calendars, health
 from . import indicators as ind
 from . import macro
-from .export import ensure_flat_view
 
 MATRIX = dc.get("features.daily_ml_matrix")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
@@ -111,116 +115,196 @@ def _resolve_symbols(con: duckdb.DuckDBPyConnection, source: str, symbols: list[
 
 @dataclass
 class Inputs:
-    daily: pl.DataFrame  # symbol, contract, date, open, high, low, close, volume (requested symbols + crush legs)
-    bars_1h: pl.DataFrame  # root, contract, ts_event, open, high, low, close, volume
+    daily: pl.DataFrame  # symbol, contract, date, open, high, low, close, volume (requested symbols + crush
+    # legs), sorted by (symbol, date)
+    bars_1h: pl.DataFrame  # pair, ts_event, open, high, low, close, volume (unordered)
+    pairs: pl.DataFrame  # pair, root, contract: the (root, front contract) pairs whose 1h bars were read
     regimes: pl.DataFrame  # date, regime_name, regime_weight
     fred: pl.DataFrame  # series_id, obs_date, value
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str]) -> Inputs:
-    """Every input the build needs, one query per table (Arrow, zero-copy into Polars)."""
+    """Every input the build needs, one query per table (Arrow, zero-copy into Polars). 1h bars:
+    only those of contracts that are some day's front contract of a requested root (the only
+    bars a row can use), tagged with a small integer per (root, contract) instead of two strings."""
     wanted = sorted(set(symbols) | set(macro.CRUSH_LEGS))
     prices = ", ".join(_PRICE_COLS)
     if source == "canonical":
         daily = _frame(con, f"SELECT root AS symbol, symbol AS contract, date, {prices} FROM {_ref(CONTINUOUS)} "
-                            "WHERE list_contains($s, root)", {"s": wanted})
-        bars = _frame(con, f"SELECT root, symbol AS contract, ts_event, {prices} FROM {_ref(BARS_1H)} "
-                           "WHERE list_contains($s, root) ORDER BY root, symbol, ts_event", {"s": symbols})
+                            "WHERE list_contains($s, root) ORDER BY root, date", {"s": wanted})
+        pairs = (daily.filter(pl.col("symbol").is_in(symbols)).select(pl.col("symbol").alias("root"), "contract")
+                 .unique().sort("root", "contract").with_row_index("pair"))
+        con.register("_cbi_feat_pairs", pairs.to_arrow())
+        try:
+            b = ", ".join(f"b.{c}" for c in _PRICE_COLS)
+            bars = _frame(con, f"SELECT p.pair, b.ts_event, {b} FROM {_ref(BARS_1H)} AS b JOIN _cbi_feat_pairs AS p "
+                               "ON b.root = p.root AND b.symbol = p.contract")
+        finally:
+            con.unregister("_cbi_feat_pairs")
     else:
         daily = _frame(con, f"SELECT symbol, CAST(NULL AS VARCHAR) AS contract, date, {prices} FROM {_ref(YAHOO)} "
-                            "WHERE list_contains($s, symbol)", {"s": wanted})
-        bars = pl.DataFrame()
+                            "WHERE list_contains($s, symbol) ORDER BY symbol, date", {"s": wanted})
+        pairs, bars = pl.DataFrame(), pl.DataFrame()
     regimes = _frame(con, f"SELECT date, regime_name, regime_weight FROM {_ref(CALENDAR)}")
     fred = _frame(con, f"SELECT series_id, date AS obs_date, value FROM {_ref(FRED)} "
                        "WHERE value IS NOT NULL AND list_contains($s, series_id)", {"s": list(macro.SERIES_IDS)})
-    return Inputs(daily, bars, regimes, fred)
+    return Inputs(daily, bars, pairs, regimes, fred)
 
 
-def hourly_sessions(bars: pl.DataFrame) -> pl.LazyFrame:
-    """1h bars (sorted by root, contract, ts_event) -> (root, contract, date, vwap, realized_vol_1h,
-    _vol_1h) per CME trade date. A bar belongs to the first session of its root whose
-    assign_until_utc is after the bar's start (cbi_local.calendars); found with one vectorised
-    binary search over (root, assign_until) keys instead of a sort + as-of join of every bar."""
-    schema = {"root": pl.String, "contract": pl.String, "date": pl.Date, "vwap": pl.Float64,
-              "realized_vol_1h": pl.Float64, "_vol_1h": pl.Int64}
-    known = set(calendars.roots())
-    roots = sorted(r for r in bars["root"].unique().to_list() if r in known) if bars.height else []
-    if not roots:
-        return pl.LazyFrame(schema=schema)
-    lo, hi = bars["ts_event"].min(), bars["ts_event"].max()
-    sess = pl.from_arrow(calendars.sessions(roots, lo.date() - timedelta(days=1), hi.date() + timedelta(days=10)))
-    if sess.height == 0:
-        return pl.LazyFrame(schema=schema)
-    code = {r: i for i, r in enumerate(roots)}
-    span = 1 << 52  # microseconds: far beyond any timestamp, so (root, time) packs into one sortable int
+_HOURLY_SCHEMA = {"root": pl.String, "contract": pl.String, "date": pl.Date, "vwap": pl.Float64,
+                  "realized_vol_1h": pl.Float64, "_vol_1h": pl.Int64}
 
-    def key(ts: str) -> pl.Expr:
-        return pl.col("root").replace_strict(code, default=None, return_dtype=pl.Int64) * span + pl.col(ts).dt.epoch("us")
 
-    sess = sess.select(key("assign_until_utc").alias("_k"), pl.col("session_date").alias("date"), "root").sort("_k")
-    b = bars.filter(pl.col("root").is_in(roots))
-    idx = sess["_k"].search_sorted(b.select(key("ts_event")).to_series(), side="right")
-    inside = idx < sess.height  # else: after the last session
-    at = idx.clip(upper_bound=max(sess.height - 1, 0))
-    b = b.lazy().with_columns(
-        at.alias("_i"),
-        # a bar after its root's last session lands in the next root's range: no date
-        pl.when(pl.lit(inside) & (pl.lit(sess["root"].gather(at)) == pl.col("root")))
-        .then(pl.lit(sess["date"].gather(at))).alias("date"),
-    )
-    same = (pl.col("_i") == pl.col("_i").shift(1)) & (pl.col("contract") == pl.col("contract").shift(1))
-    prev = pl.when(same).then(pl.col("close").shift(1)).otherwise(pl.col("open"))
-    tp = (pl.col("high") + pl.col("low") + pl.col("close")) / 3
-    return (
-        b.with_columns((pl.col("close") / prev).log().alias("_r"), (tp * pl.col("volume")).alias("_pv"))
-        .filter(pl.col("date").is_not_null())
-        .with_columns(pl.col("_r").pow(2))
-        # Sums over each group's rows in their (time) order, whatever the chunking and thread
-        # count: a partitioned float sum differs in the last bits run to run, and a rebuild on
-        # the same inputs must reproduce every value exactly.
-        .group_by("_i", "contract")
-        .agg(pl.col("root", "date").first(), "_pv", "_r", "volume")
-        .select(
-            "root", "contract", "date",
-            (pl.col("_pv").list.sum() / pl.col("volume").list.sum()).alias("vwap"),
-            pl.col("_r").list.sum().sqrt().alias("realized_vol_1h"),
-            pl.col("volume").list.sum().cast(pl.Int64).alias("_vol_1h"),
-        )
-    )
+def hourly_sessions(bars: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """1h bars -> (root, contract, date, vwap, realized_vol_1h, _vol_1h) per CME trade date. A bar
+    belongs to the first session of its root whose assign_until_utc is after the bar's start
+    (cbi_local.calendars). Sums run over each session's bars in time order (NumPy reduceat over
+    contiguous runs), so a rebuild on the same inputs reproduces every value bit for bit, whatever
+    the thread count (a partitioned float sum differs in the last bits run to run)."""
+    known = pairs.filter(pl.col("root").is_in(calendars.roots())) if pairs.height else pairs
+    if known.height < pairs.height:
+        bars = bars.filter(pl.col("pair").is_in(known["pair"].implode()))
+    if not bars.height:
+        return pl.DataFrame(schema=_HOURLY_SCHEMA)
+    pair, ts = bars["pair"].to_numpy(), bars["ts_event"].to_physical().to_numpy()  # ts: epoch microseconds
+    order = _pair_time_order(pair, ts, known.height)
+    pair, ts = pair[order], ts[order]
+    v = bars["volume"].fill_null(0).to_numpy()
+    pv = bars["high"].to_numpy() + bars["low"].to_numpy()  # REQUIRED columns: no NULLs
+    c = bars["close"].to_numpy()
+    pv += c  # in place: each 2M-row temporary costs its page faults
+    pv /= 3
+    pv *= v
+    pv, vol, close = pv[order], v[order], c[order]
+
+    starts, session, dates = _session_runs(pair, ts, known)
+    # r = ln(close / previous close), the session's first bar from its open
+    r2 = np.roll(close, 1)
+    r2[starts] = bars["open"].gather(order[starts]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(close, r2, out=r2)
+        np.log(r2, out=r2)
+    np.square(r2, out=r2)
+    keep = session >= 0
+    spv, sr2, svol = (np.add.reduceat(x, starts)[keep] for x in (pv, r2, vol))
+    return pl.DataFrame({
+        "pair": pair[starts[keep]], "date": dates[session[keep]], "vwap": spv / svol,
+        "realized_vol_1h": np.sqrt(sr2), "_vol_1h": svol.astype(np.int64),
+    }).join(known, on="pair", how="left").select(list(_HOURLY_SCHEMA))
+
+
+def _session_runs(pair: np.ndarray, ts: np.ndarray, known: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by (pair, ts) -> (starts, session, dates): the first row of each run of one
+    pair's bars in one session, that session's index into `dates` (-1: after the root's last
+    session, no trade date), and the session dates of every product group end to end. Each
+    pair's rows are cut where its sessions end: one binary search per session, not per bar."""
+    day = 86_400_000_000
+    first, last = _epoch_day(int(ts.min()) // day - 1), _epoch_day(int(ts.max()) // day + 10)
+    groups: dict[str, tuple[int, np.ndarray]] = {}  # product group -> (offset into dates, session ends)
+    all_dates: list[np.ndarray] = []
+    out_start, out_session = [], []
+    for root, ids in known.group_by("root").agg("pair").iter_rows():
+        group = calendars.product_group(root).name
+        if group not in groups:
+            sess = calendars.sessions(root, first, last)
+            groups[group] = (sum(len(d) for d in all_dates), sess.column("assign_until_utc").cast(pa.int64()).to_numpy())
+            all_dates.append(sess.column("session_date").to_numpy())
+        offset, until = groups[group]
+        p = np.sort(np.asarray(ids, dtype=pair.dtype))
+        r0, r1 = np.searchsorted(pair, p, side="left"), np.searchsorted(pair, p, side="right")
+        p, r0, r1 = p[r1 > r0], r0[r1 > r0], r1[r1 > r0]
+        k0 = np.searchsorted(until, ts[r0], side="right")  # session of each pair's first bar
+        n = np.searchsorted(until, ts[r1 - 1], side="right") - k0  # session ends inside its rows
+        owner = np.repeat(np.arange(len(p)), n)
+        ks = np.repeat(k0 - (np.cumsum(n) - n), n) + np.arange(n.sum())  # k0 .. k0 + n - 1 per pair
+        cuts = _first_at_or_after(ts, r0, r1, owner, until[ks])
+        k = np.concatenate([k0, ks + 1])
+        out_start.append(np.concatenate([r0, cuts]))
+        out_session.append(np.where(k < len(until), k + offset, -1))
+    start, session = np.concatenate(out_start), np.concatenate(out_session)
+    # sessions without bars give repeated starts: the run belongs to the last (latest) of them
+    o = np.lexsort((session, start))
+    start, session = start[o], session[o]
+    last_of = np.r_[start[1:] != start[:-1], True]
+    return start[last_of], session[last_of], np.concatenate(all_dates)
+
+
+def _first_at_or_after(ts: np.ndarray, r0: np.ndarray, r1: np.ndarray, owner: np.ndarray,
+                       t: np.ndarray) -> np.ndarray:
+    """For each query j: the first row in [r0[owner[j]], r1[owner[j]]) whose ts >= t[j] (rows
+    sorted by ts within each range). One binary search over (range, time since the range's first
+    bar) packed in an int64 when the ranges are back to back and the packing fits; else one
+    search per range."""
+    base = ts[r0]
+    span = int((ts[r1 - 1] - base).max()) + 1
+    bits, rng_bits = span.bit_length(), max(len(r0) - 1, 1).bit_length()
+    if bits + rng_bits <= 62 and np.array_equal(r0[1:], r1[:-1]):
+        rank = np.repeat(np.arange(len(r0), dtype=np.int64), r1 - r0)
+        key = rank << bits | (ts[r0[0]:r1[-1]] - np.repeat(base, r1 - r0))
+        q = owner.astype(np.int64) << bits | np.clip(t - base[owner], 0, span)
+        return r0[0] + np.searchsorted(key, q, side="left")
+    out = np.empty(len(t), np.int64)
+    for j in range(len(r0)):
+        sel = owner == j
+        out[sel] = r0[j] + np.searchsorted(ts[r0[j]:r1[j]], t[sel], side="left")
+    return out
+
+
+def _pair_time_order(pair: np.ndarray, ts: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Row order sorting bars by (pair, ts) in two stable passes: time, then pair. The pair pass
+    is a radix sort (small integers); bars stored in time order (as ingested from Databento
+    files) skip the time pass."""
+    by_time = None if bool(np.all(ts[1:] >= ts[:-1])) else np.argsort(ts, kind="stable")
+    p = pair if by_time is None else pair[by_time]
+    by_pair = np.argsort(p.astype(np.uint16) if n_pairs <= 1 << 16 else p, kind="stable")
+    return by_pair if by_time is None else by_time[by_pair]
+
+
+def _epoch_day(days: int) -> date_cls:
+    return date_cls(1970, 1, 1) + timedelta(days=int(days))
+
+
+def _by_symbol_date(daily: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:
+    """The requested symbols' rows sorted by (symbol, date), the symbol column flagged sorted
+    (Polars then runs every `over(symbol)` window on contiguous slices instead of hashing).
+    read_inputs already returns that order; anything else is sorted here."""
+    base = daily.filter(pl.col("symbol").is_in(symbols))
+    prev_s, prev_d = pl.col("symbol").shift(1), pl.col("date").shift(1)
+    in_order = base.select(
+        ((pl.col("symbol") > prev_s) | ((pl.col("symbol") == prev_s) & (pl.col("date") > prev_d))).fill_null(True).all()
+    ).item()
+    return base.with_columns(pl.col("symbol").set_sorted()) if in_order else base.sort("symbol", "date")
 
 
 def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
     """The whole matrix in one lazy plan (flat columns; `assemble` builds the STRUCTs)."""
-    daily = inputs.daily.lazy()
-    base = (
-        daily.filter(pl.col("symbol").is_in(symbols))
-        .sort("symbol", "date")
-        .with_columns(pl.col("date").dt.truncate("1w").alias("_week"))
-    )
+    base = _by_symbol_date(inputs.daily, symbols).lazy().with_columns(pl.col("date").dt.truncate("1w").alias("_week"))
     dates = base.select("date").unique().sort("date")
-    hourly = hourly_sessions(inputs.bars_1h)
+    hourly = hourly_sessions(inputs.bars_1h, inputs.pairs).lazy()
     complete = pl.col("_vol_1h").is_not_null() & (pl.col("_vol_1h") == pl.col("volume"))
+
+    def left(lf: pl.LazyFrame, other: pl.LazyFrame, **on: Any) -> pl.LazyFrame:
+        return lf.join(other, how="left", maintain_order="left", **on)  # rows stay in (symbol, date) order
+
     lf = (
-        base.with_columns(ind.market_exprs())
+        base.with_columns(ind.positions())
+        .with_columns(ind.market_exprs())
+        .with_columns(ind.wilder_exprs())
         .with_columns(ind.market_exprs_2())
-        .with_columns(ind.regime_vol_exprs())
-        .with_columns(ind.pivot_exprs())
-        .with_columns(ind.target_exprs())
-        .join(ind.weekly_pivots(base), on=["symbol", "_week"], how="left")
-        .with_columns(ind.pivot_exprs_2())
-        .join(hourly, left_on=["symbol", "contract", "date"], right_on=["root", "contract", "date"], how="left")
-        .with_columns(
-            pl.when(complete).then(pl.col("vwap")).alias("vwap"),
-            pl.when(complete).then(pl.col("realized_vol_1h")).alias("realized_vol_1h"),
-            (pl.col("_vol_1h").is_not_null() & ~complete).alias("_partial_1h"),
-        )
-        .join(inputs.regimes.lazy(), on="date", how="left")
-        .join(macro.macro_frame(dates, inputs.fred.lazy()), on="date", how="left")
-        .join(macro.crush_frame(daily), on="date", how="left")
-        .with_columns(pl.lit(source).alias("matrix_source"))
-        .sort("symbol", "date")
+        .with_columns(*ind.rsi_exprs(), *ind.regime_vol_exprs(), *ind.pivot_exprs(), *ind.target_exprs())
     )
-    return lf.collect()
+    lf = left(lf, ind.weekly_pivots(base), on=["symbol", "_week"]).with_columns(ind.pivot_exprs_2())
+    lf = left(lf, hourly, left_on=["symbol", "contract", "date"], right_on=["root", "contract", "date"]).with_columns(
+        pl.when(complete).then(pl.col("vwap")).alias("vwap"),
+        pl.when(complete).then(pl.col("realized_vol_1h")).alias("realized_vol_1h"),
+        (pl.col("_vol_1h").is_not_null() & ~complete).alias("_partial_1h"),
+    )
+    # everything keyed by date alone joins the few thousand dates first, then the rows once
+    by_date = left(left(macro.macro_frame(dates, inputs.fred.lazy()), inputs.regimes.lazy(), on="date"),
+                   macro.crush_frame(inputs.daily.lazy()), on="date")
+    lf = left(lf, by_date, on="date")
+    # in-memory: the pandas windows (indicators._trailing) must see whole columns, not streamed batches
+    return lf.with_columns(pl.lit(source).alias("matrix_source")).collect(engine="in-memory")
 
 
 def assemble(flat: pl.DataFrame, batch_id: str, created_at: datetime) -> pl.DataFrame:
@@ -240,15 +324,15 @@ def assemble(flat: pl.DataFrame, batch_id: str, created_at: datetime) -> pl.Data
     return flat.select(exprs)
 
 
-def missing_input_warnings(flat: pl.DataFrame, source: str) -> list[dict[str, Any]]:
-    """Rows NULL because an input is missing (not warm-up): one warning per (symbol, field)."""
-    first = pl.int_range(pl.len()).over("symbol") == 0
+def missing_input_warnings(flat: pl.DataFrame, source: str) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+    """Rows NULL because an input is missing (not warm-up): one warning per (symbol, field); and
+    per symbol its rows and first/last date (columns symbol, rows, first, last)."""
     why_1h = ("no 1h bars in a research matrix" if source != "canonical"
               else "no 1h bars of the front contract covering the whole session")
     checks: list[tuple[str, pl.Expr, str]] = [
         ("market_data.vwap", pl.col("vwap").is_null(), why_1h),
         ("market_data.realized_vol_1h", pl.col("realized_vol_1h").is_null(), why_1h),
-        ("pivots.p", pl.col("p").is_null() & ~first, "the prior session has no high/low"),
+        ("pivots.p", pl.col("p").is_null() & (pl.col(ind.POSITION) > 0), "the prior session has no high/low"),
         ("regime.name", pl.col("regime_name").is_null(), "date not in regimes.regime_calendar"),
         ("macro.crush_margin", pl.col("crush_margin").is_null(), "ZS, ZM and ZL closes not all present that date"),
     ]
@@ -259,14 +343,15 @@ def missing_input_warnings(flat: pl.DataFrame, source: str) -> list[dict[str, An
     for i, (_, cond, _) in enumerate(checks):
         aggs += [cond.sum().alias(f"n{i}"), pl.col("date").filter(cond).min().alias(f"a{i}"),
                  pl.col("date").filter(cond).max().alias(f"b{i}")]
-    stats = flat.group_by("symbol").agg(pl.len().alias("rows"), *aggs).sort("symbol")
+    stats = flat.group_by("symbol").agg(pl.len().alias("rows"), pl.col("date").min().alias("first"),
+                                        pl.col("date").max().alias("last"), *aggs).sort("symbol")
     out = []
     for row in stats.iter_rows(named=True):
         for i, (name, _, why) in enumerate(checks):
             if row[f"n{i}"]:
                 out.append({"symbol": row["symbol"], "field": name, "null_rows": row[f"n{i}"], "rows": row["rows"],
                             "first": str(row[f"a{i}"]), "last": str(row[f"b{i}"]), "reason": why})
-    return out
+    return out, stats.select("symbol", "rows", "first", "last")
 
 
 def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symbols: list[str],
@@ -275,25 +360,38 @@ def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symb
     whose content (all but batch_id/created_at) is unchanged stay as they are."""
     target, q = _ref(MATRIX), to_duckdb.quote
     cols = ", ".join(q(c) for c in MATRIX.column_names)
-    content = ", ".join(q(c) for c in MATRIX.column_names if c not in _LINEAGE)
-    keys = ", ".join(q(k) for k in MATRIX.primary_key)
-    on = " AND ".join(f"t.{q(k)} = d.{q(k)}" for k in MATRIX.primary_key)
-    old = f"(SELECT {content} FROM {target} WHERE matrix_source = $src AND list_contains($syms, symbol))"
+    key = MATRIX.primary_key
+
+    def on(a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{q(k)} = {b}.{q(k)}" for k in key)
+
+    first = q(key[0])  # REQUIRED: NULL only on the missing side of the join
+    differs = " OR ".join(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in MATRIX.column_names
+                          if c not in _LINEAGE and c not in key)
+    old = f"(SELECT * FROM {target} WHERE matrix_source = $src AND list_contains($syms, symbol))"
     params = {"src": source, "syms": symbols}
     # the frame already has the contract's types (to_polars.schema): DuckDB reads the Arrow as is
     con.register("_cbi_feat_new", frame.to_arrow())
     try:
         con.execute("BEGIN")
-        # set differences on the whole content (NULLs compare equal): changed or vanished rows, new or changed rows
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_feat_gone AS SELECT {keys} FROM "
-                    f"({old} EXCEPT SELECT {content} FROM _cbi_feat_new)", params)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_feat_add AS SELECT {keys} FROM "
-                    f"(SELECT {content} FROM _cbi_feat_new EXCEPT {old})", params)
-        report.deleted = con.execute(f"DELETE FROM {target} AS t USING _cbi_feat_gone AS d WHERE {on}").fetchall()[0][0]
-        report.inserted = con.execute(
-            f"INSERT INTO {target} ({cols}) SELECT {', '.join('t.' + q(c) for c in MATRIX.column_names)} "
-            f"FROM _cbi_feat_new AS t SEMI JOIN _cbi_feat_add AS d ON {on}"
-        ).fetchall()[0][0]
+        if con.execute(f"SELECT COUNT(*) FROM {old}", params).fetchall()[0][0] == 0:
+            report.inserted = con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _cbi_feat_new").fetchall()[0][0]
+        else:
+            # one join on the key comparing whole values (NULLs compare equal): the keys of new,
+            # changed and vanished rows (usually few, so fetched rather than kept in a temp table)
+            keys = ", ".join(f"coalesce(n.{q(k)}, o.{q(k)}) AS {q(k)}" for k in key)
+            diff = con.sql(
+                f"SELECT {keys}, n.{first} IS NOT NULL AS _add, o.{first} IS NOT NULL AS _del "
+                f"FROM _cbi_feat_new AS n FULL JOIN {old} AS o ON {on('n', 'o')} "
+                f"WHERE n.{first} IS NULL OR o.{first} IS NULL OR {differs}", params=params).to_arrow_table()
+            if diff.num_rows:
+                con.register("_cbi_feat_diff", diff)
+                report.deleted = con.execute(
+                    f"DELETE FROM {target} AS t USING _cbi_feat_diff AS d WHERE d._del AND {on('t', 'd')}").fetchall()[0][0]
+                report.inserted = con.execute(
+                    f"INSERT INTO {target} ({cols}) SELECT {', '.join('t.' + q(c) for c in MATRIX.column_names)} "
+                    f"FROM _cbi_feat_new AS t SEMI JOIN (SELECT * FROM _cbi_feat_diff WHERE _add) AS d ON {on('t', 'd')}"
+                ).fetchall()[0][0]
         report.unchanged = frame.height - report.inserted
         if report.changed:
             report.batch_id = batch_id
@@ -303,15 +401,13 @@ def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symb
                 [batch_id, now, report.input_rows, report.inserted, report.unchanged, [MATRIX.fqn],
                  f"features build {source} {','.join(symbols)}: +{report.inserted} -{report.deleted}"],
             )
-        ensure_flat_view(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
         con.unregister("_cbi_feat_new")
-        for t in ("_cbi_feat_gone", "_cbi_feat_add"):
-            con.execute(f"DROP TABLE IF EXISTS temp.{t}")
+        con.unregister("_cbi_feat_diff")
 
 
 def build_features(
@@ -325,25 +421,25 @@ def build_features(
     now = datetime.now(timezone.utc)
     batch_id = f"features-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     inputs = read_inputs(con, source, symbols)
-    report.input_rows = inputs.daily.filter(pl.col("symbol").is_in(symbols)).height
     report.bars_1h = inputs.bars_1h.height
     t1 = time.perf_counter()
     flat = compute(inputs, symbols, source)
+    report.input_rows = flat.height  # one matrix row per daily input row of the symbols
     frame = assemble(flat, batch_id, now)
-    t2 = time.perf_counter()
-    report.warnings = missing_input_warnings(flat, source)
+    report.warnings, per_symbol = missing_input_warnings(flat, source)
+    for sym, rows, first, last in per_symbol.iter_rows():
+        report.rows[sym] = rows
+        report.date_range[sym] = [str(first), str(last)]
     for sym in symbols:
-        if flat.filter(pl.col("symbol") == sym).height == 0:
+        if sym not in report.rows:
             report.warnings.append({"symbol": sym, "field": "*", "null_rows": 0, "rows": 0, "first": None, "last": None,
                                     "reason": f"no input rows for {sym} in the {source} source"})
-    for (sym,), g in flat.group_by(["symbol"], maintain_order=True):
-        report.rows[sym] = g.height
-        report.date_range[sym] = [str(g["date"].min()), str(g["date"].max())]
     n_partial = int(flat["_partial_1h"].sum())
     if n_partial:
         report.warnings.append({"symbol": "*", "field": "market_data.vwap", "null_rows": n_partial, "rows": flat.height,
                                 "first": None, "last": None,
                                 "reason": f"{n_partial} sessions have 1h bars that do not cover the session's volume"})
+    t2 = time.perf_counter()
     write(con, frame, source, symbols, report, batch_id, now)
     t3 = time.perf_counter()
     # Warnings belong to the batch that wrote the rows; a rebuild that changes nothing has no batch

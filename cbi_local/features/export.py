@@ -1,10 +1,10 @@
-"""The flat view of features.daily_ml_matrix and the Parquet export, generated from the contract.
+"""The flat matrix and its Parquet export, generated from the contracts.
 
-Every STRUCT field becomes one column named ``<struct>__<field>`` (``market_data__close``,
-``regime__name``); top-level scalar columns keep their names. The double underscore keeps the
-mapping reversible and avoids collisions (``regime.name`` vs the top-level ``regime_name``).
-Nothing here lists a column by hand: add a field to the contract and the view and the export
-follow.
+The flat view `features.vw_daily_ml_flat` is declared in data_contracts (tables/features.py,
+a FlatView): every STRUCT field becomes one column named ``<struct>__<field>``
+(``market_data__close``, ``regime__name``); top-level scalar columns keep their names. `cbi init`
+creates it. Nothing here lists a column by hand: add a field to the contract and the view and
+the export follow.
 """
 
 from __future__ import annotations
@@ -14,29 +14,28 @@ from pathlib import Path
 import duckdb
 
 import data_contracts as dc
+from data_contracts import to_duckdb
+from data_contracts.model import FLAT_SEP as SEP
 from data_contracts.model import Contract
-from data_contracts.to_duckdb import quote, table_ref
+from data_contracts.model import flat_columns as _flat_columns
+from data_contracts.tables.features import vw_daily_ml_flat as VIEW
 
-MATRIX = dc.get("features.daily_ml_matrix")
-FLAT_VIEW = "vw_daily_ml_flat"
-SEP = "__"
+MATRIX = dc.get(VIEW.source)
+FLAT_VIEW = VIEW.name
 FORMATS = ("parquet",)
+__all__ = ["FLAT_VIEW", "FORMATS", "MATRIX", "SEP", "export", "flat_columns", "flat_select_sql", "flat_view_sql"]
 
 
 def flat_columns(contract: Contract = MATRIX) -> list[tuple[tuple[str, ...], str]]:
     """(path, flat name) per output column, in contract order."""
-    out: list[tuple[tuple[str, ...], str]] = []
-    for col in contract.columns:
-        if col.type == "STRUCT" and col.mode != "REPEATED":
-            out += [((col.name, f.name), f"{col.name}{SEP}{f.name}") for f in col.fields]
-        else:
-            out.append(((col.name,), col.name))
-    return out
+    return _flat_columns(contract)
 
 
 def flat_select_sql(contract: Contract = MATRIX, dialect: str = "duckdb", table: str | None = None) -> str:
-    q = quote if dialect == "duckdb" else (lambda n: f"`{n}`")
-    src = table or (table_ref(contract) if dialect == "duckdb" else f"`{contract.dataset}.{contract.table}`")
+    if dialect == "duckdb" and table is None:
+        return to_duckdb.flat_select(contract)
+    q = to_duckdb.quote if dialect == "duckdb" else (lambda n: f"`{n}`")
+    src = table or (to_duckdb.table_ref(contract) if dialect == "duckdb" else f"`{contract.dataset}.{contract.table}`")
     cols = ",\n  ".join(f"{'.'.join(q(p) for p in path)} AS {q(name)}" for path, name in flat_columns(contract))
     return f"SELECT\n  {cols}\nFROM {src}"
 
@@ -44,15 +43,10 @@ def flat_select_sql(contract: Contract = MATRIX, dialect: str = "duckdb", table:
 def flat_view_sql(contract: Contract = MATRIX, dialect: str = "duckdb", project: str | None = None) -> str:
     """CREATE OR REPLACE VIEW features.vw_daily_ml_flat (DuckDB, or BigQuery with `project`)."""
     if dialect == "duckdb":
-        return f"CREATE OR REPLACE VIEW {quote(contract.dataset)}.{quote(FLAT_VIEW)} AS\n{flat_select_sql(contract)}"
+        return to_duckdb.create_view(VIEW, contract)
     table = f"`{project}.{contract.dataset}.{contract.table}`"
-    return (f"CREATE OR REPLACE VIEW `{project}.{contract.dataset}.{FLAT_VIEW}` AS\n"
+    return (f"CREATE OR REPLACE VIEW `{project}.{VIEW.dataset}.{VIEW.name}` AS\n"
             f"{flat_select_sql(contract, 'bigquery', table)}")
-
-
-def ensure_flat_view(con: duckdb.DuckDBPyConnection) -> str:
-    con.execute(flat_view_sql())
-    return f"{MATRIX.dataset}.{FLAT_VIEW}"
 
 
 def export(

@@ -1,8 +1,12 @@
-"""Per-symbol daily indicators as Polars expressions (lazy; one window pass per symbol).
+"""Per-symbol daily indicators as Polars expressions, applied in steps (`positions`, then
+`market_exprs`, `wilder_exprs`, `market_exprs_2`, then the rest) to a frame sorted by
+(symbol, date).
 
-Every expression reads only the current and earlier rows of its symbol (`shift(k)` with k >= 0,
-trailing rolling windows), except the targets, which read `shift(-n)` and are never features.
-The input frame is sorted by (symbol, date); "n sessions" means n rows of the symbol's series.
+Every expression reads only the current and earlier rows of its symbol (lags k >= 0, trailing
+rolling windows), except the targets, which read k rows ahead and are never features. "n
+sessions" means n rows of the symbol's series. A lag is a plain shift masked at symbol
+boundaries (exact, and far cheaper than a window per expression); sums over windows stay
+per symbol (`over`), so a symbol's values never depend on which other symbols are built.
 
 Definitions (the tests recompute each one independently in plain Python/NumPy):
 
@@ -41,10 +45,17 @@ RSI_N = 14
 VOL_N = 21
 VOL_WINDOW = 252
 ANNUALISE = math.sqrt(252)
+_SID, POSITION = "_sid", "_pos"  # symbol run number, row number within the symbol
 
 
 def _o(e: pl.Expr) -> pl.Expr:
     return e.over(SYMBOL)
+
+
+def _lag(e: pl.Expr, k: int) -> pl.Expr:
+    """`e` k rows back (k < 0: ahead) within the symbol, NULL across a symbol boundary: the same
+    values as `shift(k).over(symbol)` on the sorted frame, without a window per expression."""
+    return pl.when(pl.col(_SID).shift(k) == pl.col(_SID)).then(e.shift(k))
 
 
 def _finite(e: pl.Expr) -> pl.Expr:
@@ -52,34 +63,51 @@ def _finite(e: pl.Expr) -> pl.Expr:
     return pl.when(e.is_finite()).then(e).otherwise(None)
 
 
-def _log_ret(k: int) -> pl.Expr:
-    c = pl.col("close")
-    return _finite(_o((c / c.shift(k)).log()))
+def positions() -> list[pl.Expr]:
+    """Step 0 (the frame sorted by symbol, then date): the helper columns `_lag` and the warm-up
+    masks read."""
+    return [pl.col(SYMBOL).rle_id().alias(_SID), _o(pl.int_range(pl.len())).alias(POSITION)]
 
 
 def market_exprs() -> list[pl.Expr]:
     """Step 1 (needs close): returns, moving averages, momentum, RSI inputs."""
     c = pl.col("close")
-    d = _o(c.diff())
-    idx = _o(pl.int_range(pl.len()))
+    d = c - _lag(c, 1)
     out = [
-        _log_ret(1).alias("return_1d"),
-        _log_ret(5).alias("return_5d"),
-        _log_ret(21).alias("return_21d"),
+        _finite((c / _lag(c, 1)).log()).alias("return_1d"),
+        _finite((c / _lag(c, 5)).log()).alias("return_5d"),
+        _finite((c / _lag(c, 21)).log()).alias("return_21d"),
         _o(c.rolling_mean(5, min_samples=5)).alias("ma_5"),
         _o(c.rolling_mean(21, min_samples=21)).alias("ma_21"),
         _o(c.rolling_mean(63, min_samples=63)).alias("ma_63"),
-        _finite(_o(c / c.shift(21)) - 1).alias("momentum_21d"),
+        _finite(c / _lag(c, 21) - 1).alias("momentum_21d"),
+        d.clip(lower_bound=0).alias("_gain"),
+        (-d).clip(lower_bound=0).alias("_loss"),
     ]
-    for name, x in (("_gain", d.clip(lower_bound=0)), ("_loss", (-d).clip(lower_bound=0))):
-        seed = _o(x.rolling_mean(RSI_N, min_samples=RSI_N))
-        seeded = pl.when(idx < RSI_N).then(None).when(idx == RSI_N).then(seed).otherwise(x)
-        out.append(_o(seeded.ewm_mean(alpha=1 / RSI_N, adjust=False)).alias(name))
+    return out
+
+
+def wilder_exprs() -> list[pl.Expr]:
+    """Step 1b (needs _gain/_loss): Wilder averages, seeded at row RSI_N with the simple mean of
+    changes 1..RSI_N (the rolling mean skips row 0's NULL change, then holds exactly those)."""
+    pos = pl.col(POSITION)
+    out = []
+    for x in ("_gain", "_loss"):
+        seed = _o(pl.col(x).rolling_mean(RSI_N, min_samples=RSI_N))
+        out.append(pl.when(pos == RSI_N).then(seed).when(pos > RSI_N).then(pl.col(x)).alias(x))
     return out
 
 
 def market_exprs_2() -> list[pl.Expr]:
-    """Step 2 (needs return_1d, the Wilder averages)."""
+    """Step 2 (needs return_1d, the seeded Wilder inputs): the Wilder averages, volatility."""
+    return [
+        *(_o(pl.col(x).ewm_mean(alpha=1 / RSI_N, adjust=False)).alias(x) for x in ("_gain", "_loss")),
+        (_o(pl.col("return_1d").rolling_std(VOL_N, min_samples=VOL_N, ddof=1)) * ANNUALISE).alias("volatility_21d"),
+    ]
+
+
+def rsi_exprs() -> list[pl.Expr]:
+    """Step 2b (needs the Wilder averages)."""
     g, lo = pl.col("_gain"), pl.col("_loss")
     rsi = (
         pl.when(g.is_null() | lo.is_null()).then(None)
@@ -87,17 +115,28 @@ def market_exprs_2() -> list[pl.Expr]:
         .when(lo == 0).then(100.0)
         .otherwise(100.0 - 100.0 / (1.0 + g / lo))
     )
-    return [
-        rsi.alias("rsi_14"),
-        (_o(pl.col("return_1d").rolling_std(VOL_N, min_samples=VOL_N, ddof=1)) * ANNUALISE).alias("volatility_21d"),
-    ]
+    return [rsi.alias("rsi_14")]
+
+
+def _trailing(stat: str):
+    """Trailing VOL_WINDOW-row rank ("max": values <= today's) or median over the whole column:
+    pandas' skip-list windows are O(log n) per row, Polars' rolling rank/median O(n). Windows
+    that reach into the previous symbol are masked by `regime_vol_exprs`."""
+
+    def run(s: pl.Series) -> pl.Series:
+        w = s.to_pandas().rolling(VOL_WINDOW, min_periods=VOL_WINDOW)
+        out = w.rank(method="max") if stat == "rank" else w.median()
+        return pl.Series(s.name, out.to_numpy(), dtype=pl.Float64, nan_to_null=True)
+
+    return run
 
 
 def regime_vol_exprs() -> list[pl.Expr]:
-    """Step 3 (needs volatility_21d)."""
+    """Step 3 (needs volatility_21d; the whole frame at once, sorted by symbol then date)."""
     v = pl.col("volatility_21d")
-    rank = _o(v.rolling_rank(VOL_WINDOW, method="max", min_samples=VOL_WINDOW)).cast(pl.Float64)
-    med = _o(v.rolling_median(VOL_WINDOW, min_samples=VOL_WINDOW))
+    own = pl.col(POSITION) >= VOL_WINDOW - 1  # the window holds only this symbol's rows
+    rank = pl.when(own).then(v.map_batches(_trailing("rank"), return_dtype=pl.Float64))
+    med = pl.when(own).then(v.map_batches(_trailing("median"), return_dtype=pl.Float64))
     return [
         (100.0 * rank / VOL_WINDOW).alias("vol_percentile"),
         _finite(v / med).alias("k_vol"),
@@ -106,7 +145,7 @@ def regime_vol_exprs() -> list[pl.Expr]:
 
 def pivot_exprs() -> list[pl.Expr]:
     """Daily floor pivots from the previous row (the prior session)."""
-    h, lo, c = (_o(pl.col(x).shift(1)) for x in ("high", "low", "close"))
+    h, lo, c = (_lag(pl.col(x), 1) for x in ("high", "low", "close"))
     p = (h + lo + c) / 3
     return [
         p.alias("p"),
@@ -152,7 +191,7 @@ def target_exprs() -> list[pl.Expr]:
     c = pl.col("close")
     out = []
     for h, n in HORIZONS.items():
-        fwd = _o(c.shift(-n))
+        fwd = _lag(c, -n)
         out.append(fwd.alias(f"fwd_close_{h}"))
         out.append(_finite((fwd / c).log()).alias(f"target_{h}"))
     return out

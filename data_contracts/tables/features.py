@@ -3,7 +3,7 @@
 from .. import columns as c
 from .. import rules as r
 from ..sources import CBI
-from ..model import Contract, Partition
+from ..model import Contract, FlatView, Partition
 
 daily_ml_matrix = Contract(
     dataset="features",
@@ -28,3 +28,13 @@ daily_ml_matrix = Contract(
 )
 
 CONTRACTS = (daily_ml_matrix,)
+
+vw_daily_ml_flat = FlatView(
+    dataset="features",
+    name="vw_daily_ml_flat",
+    source=daily_ml_matrix.fqn,
+    description="features.daily_ml_matrix with one column per STRUCT field (<struct>__<field>), "
+                "for training and export.",
+)
+
+VIEWS = (vw_daily_ml_flat,)

@@ -146,4 +146,8 @@ def test_console_script_is_installed_and_runs(tmp_path: Path):
     cbi_bin = Path(sys.executable).parent / "cbi"
     assert cbi_bin.exists(), "the `cbi` console script is not installed in this environment"
     out = subprocess.run([str(cbi_bin), "init", "--home", str(tmp_path), "--json"], capture_output=True, text=True, check=True)
-    assert len(json.loads(out.stdout)["created_tables"]) == len(dc.CONTRACTS)
+    created = json.loads(out.stdout)
+    assert len(created["created_tables"]) == len(dc.CONTRACTS)
+    assert created["views"] == [v.fqn for v in dc.VIEWS] == ["features.vw_daily_ml_flat"]
+    again = subprocess.run([str(cbi_bin), "init", "--home", str(tmp_path), "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(again.stdout)["views"] == []  # a view that follows its contract is left as it is

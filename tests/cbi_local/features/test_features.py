@@ -19,15 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 import data_contracts as dc
-from cbi_local import pipeline, warehouse
+from cbi_local import calendars, pipeline, warehouse
 from cbi_local.cli import app
 import cbi_local.cli_features as features_cli  # registers `cbi features` (also imported by cbi_local.cli)
 from cbi_local.features import build_features, flat_columns
+from cbi_local.features.build import _first_at_or_after, hourly_sessions, read_inputs
 
 MATRIX = dc.get("features.daily_ml_matrix")
 HORIZONS = {"1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
@@ -321,6 +323,69 @@ def test_no_look_ahead_changing_every_input_after_d_changes_no_feature_up_to_d(h
         assert c.execute("SELECT COUNT(*) FROM features.daily_ml_matrix WHERE date > ? AND regime_name = 'mutated_after_d'", [D]).fetchall()[0][0] > 1000
         targets_after = c.execute("SELECT date, matrix_source, target_1m FROM features.daily_ml_matrix WHERE date <= ?", [D]).fetchall()
         assert set(targets_after) != set(targets_before)
+
+
+def test_a_vanished_input_row_rewrites_exactly_the_rows_whose_content_changed(home, tmp_path):
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    content = [name for _, name in flat_columns() if name not in ("batch_id", "created_at")]
+    sql = (f"SELECT batch_id, {', '.join(content)} FROM features.vw_daily_ml_flat "
+           "WHERE matrix_source = 'canonical' AND symbol = 'ZL'")
+
+    def rows(c) -> dict[dt.date, tuple]:
+        return {r[1]: r for r in c.execute(sql).fetchall()}  # r[1]: date
+
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        before = rows(c)
+        dates = sorted(before)
+        i = 1500
+        c.execute("DELETE FROM market_data.futures_continuous_1d WHERE root = 'ZL' AND date = ?", [dates[i]])
+        rep = build_features(c, ["ZL"], "canonical")
+        after = rows(c)
+        other = c.execute("SELECT COUNT(*) FROM features.daily_ml_matrix WHERE matrix_source = 'yahoo_historical' "
+                          "AND batch_id = ?", [rep.batch_id]).fetchall()[0][0]
+    assert set(after) == set(before) - {dates[i]}
+    changed = {d for d in after if after[d][1:] != before[d][1:]}
+    rewritten = {d for d in after if after[d][0] == rep.batch_id}
+    # a row gets the new batch exactly when its content changed; the others keep theirs
+    assert rewritten == changed and all(after[d][0] == before[d][0] for d in set(after) - changed)
+    assert rep.deleted == rep.inserted + 1 and rep.inserted == len(changed) and other == 0
+    assert rep.unchanged == len(after) - rep.inserted
+    # the earliest row it reaches: the 12m forward close of the row 252 sessions before it
+    assert min(changed) == dates[i - HORIZONS["12m"]] and max(changed) > dates[i + 252]
+
+
+def test_1h_sessions_are_bit_identical_whatever_the_row_order(tmp_path, sample_data):
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    c = _es_warehouse(tmp_path, [glbx / "test_data.ohlcv-1h.dbn.zst", glbx / "test_data.definition.dbn.zst"], [])
+    try:
+        inputs = read_inputs(c, "canonical", ["ES"])
+    finally:
+        c.close()
+    bars = inputs.bars_1h
+    assert bars.height == 4
+    want = hourly_sessions(bars, inputs.pairs)
+    assert want.height == 1 and want["date"].to_list() == [dt.date(2020, 12, 28)]
+    for order in ([3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]):
+        assert hourly_sessions(bars[order], inputs.pairs).equals(want)
+
+
+def test_session_cuts_packed_search_equals_one_search_per_range():
+    # Ranges: each product group's real session opens 2019-2021 (sorted within a range); queries:
+    # every group's real session ends, asked of every range.
+    groups = [calendars.sessions(g.roots[0], "2019-01-01", "2021-12-31") for g in calendars.GROUPS]
+    opens = [g.column("open_utc").cast(pa.int64()).to_numpy() for g in groups]
+    ends = np.concatenate([g.column("assign_until_utc").cast(pa.int64()).to_numpy() for g in groups])
+    ts = np.concatenate(opens)
+    r1 = np.cumsum([len(o) for o in opens])
+    r0 = r1 - [len(o) for o in opens]
+    owner = np.repeat(np.arange(len(r0)), len(ends))
+    t = np.tile(ends, len(r0))
+    want = np.array([r0[j] + np.searchsorted(ts[r0[j]:r1[j]], q) for j, q in zip(owner, t)])
+    assert np.array_equal(_first_at_or_after(ts, r0, r1, owner, t), want)  # ranges back to back: packed
+    # ranges with gaps between them take one search per range
+    gap_r0, gap_r1 = r0 + 5, r1 - 5
+    want = np.array([gap_r0[j] + np.searchsorted(ts[gap_r0[j]:gap_r1[j]], q) for j, q in zip(owner, t)])
+    assert np.array_equal(_first_at_or_after(ts, gap_r0, gap_r1, owner, t), want)
 
 
 def _es_warehouse(tmp_path: Path, files: list[Path], fred_registry: list[Path]):
