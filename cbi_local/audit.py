@@ -136,7 +136,7 @@ def audit_duckdb(con: duckdb.DuckDBPyConnection) -> AuditReport:
     report.drifts += compare_tables(expected_shape(), actual, "duckdb", set(dc.DATASETS))
     for contract in dc.CONTRACTS:
         if contract.fqn in actual:
-            n = con.execute(f"SELECT COUNT(*) FROM {to_duckdb.table_ref(contract)}").fetchone()[0]
+            n = con.execute(f"SELECT COUNT(*) FROM {to_duckdb.table_ref(contract)}").fetchall()[0][0]
             if n == 0:
                 report.empty_tables.append(contract.fqn)
     return report

@@ -180,6 +180,6 @@ def table_infos(con: duckdb.DuckDBPyConnection) -> list[TableInfo]:
     infos = []
     for c in dc.CONTRACTS:
         exists = (c.dataset, c.table) in present
-        rows = con.execute(f"SELECT COUNT(*) FROM {to_duckdb.table_ref(c)}").fetchone()[0] if exists else None
+        rows = con.execute(f"SELECT COUNT(*) FROM {to_duckdb.table_ref(c)}").fetchall()[0][0] if exists else None
         infos.append(TableInfo(c, exists, rows))
     return infos
