@@ -452,8 +452,9 @@ def health_report(
     latest migration's recorded defects. With `batch_id`: the live checks over that batch's rows
     (recorded) plus that batch's recorded defects (if it was a migration). `ok` (the exit code) depends
     only on live blocking failures."""
-    results = run_health(con, tables, batch_id=batch_id, today=today)
-    recorded = recorded_checks(con, batch_id)
+    results = run_health(con, tables, batch_id=batch_id, record=False, today=today)
+    recorded = recorded_checks(con, batch_id)  # before recording: the live rows are not migration defects
+    recorded_as = record_on_demand(con, results, batch_id)
     if tables:
         recorded["defects"] = [d for d in recorded["defects"] if d["table"] in set(tables)]
     failed = failures(results)
@@ -463,9 +464,34 @@ def health_report(
         "failed": len(failed),
         "warnings": sum(r.status == "warn" for r in results),
         "batch_id": batch_id,
+        "recorded_as": recorded_as,
         "results": [r.as_dict() for r in results],
         "recorded": recorded,
     }
+
+
+def record_on_demand(con: duckdb.DuckDBPyConnection, results: list[CheckResult], checked_batch: str | None) -> str | None:
+    """Record an on-demand run. Over whole tables the results get a batch of their own (kind
+    'health', validated) so `cbi sync push` takes the history to BigQuery; re-checking one batch
+    records under that batch, as its gate did. Returns the batch the rows were recorded under."""
+    if checked_batch is not None or not results:
+        record_results(con, results, checked_batch, engine="duckdb")
+        return checked_batch
+    from .batches import record_validated
+
+    now = datetime.now(timezone.utc)
+    batch_id = f"health-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    failed = len(failures(results))
+    con.execute("BEGIN")
+    try:
+        record_results(con, results, batch_id, engine="duckdb")
+        record_validated(con, batch_id, now, "health", ["monitoring.health_checks"], len(results), len(results),
+                         f"cbi health: {len(results)} checks, {failed} failed")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return batch_id
 
 
 def failures(results: list[CheckResult]) -> list[CheckResult]:

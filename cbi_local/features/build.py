@@ -45,7 +45,7 @@ import pyarrow as pa
 import data_contracts as dc
 from data_contracts import to_duckdb, to_polars
 
-from .. import calendars, health
+from .. import batches, calendars, health
 from . import indicators as ind
 from . import macro
 
@@ -395,11 +395,10 @@ def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symb
         report.unchanged = frame.height - report.inserted
         if report.changed:
             report.batch_id = batch_id
-            con.execute(
-                "INSERT INTO ops.batches (batch_id, created_at, kind, status, rows_read, rows_loaded, rows_quarantined, "
-                "rows_duplicate, table_names, message) VALUES (?, ?, 'features', 'validated', ?, ?, 0, ?, ?, ?)",
-                [batch_id, now, report.input_rows, report.inserted, report.unchanged, [MATRIX.fqn],
-                 f"features build {source} {','.join(symbols)}: +{report.inserted} -{report.deleted}"],
+            batches.record_validated(
+                con, batch_id, now, "features", [MATRIX.fqn], report.input_rows, report.inserted,
+                f"features build {source} {','.join(symbols)}: +{report.inserted} -{report.deleted}",
+                rows_duplicate=report.unchanged,
             )
         con.execute("COMMIT")
     except BaseException:

@@ -38,7 +38,7 @@ import data_contracts as dc
 from data_contracts import to_duckdb, to_polars
 from data_contracts.columns import HORIZONS
 
-from .. import calendars, health
+from .. import batches, calendars, health
 from . import cv
 from .data import DataError, Frame, load_frame
 from .metrics import LOWER_IS_BETTER, QUANTILES, baseline, evaluate
@@ -331,12 +331,10 @@ def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: 
             con.register("_cbi_train_rows", pl.DataFrame(rows, schema=to_polars.schema(contract)).to_arrow())
             con.execute(f"INSERT INTO {to_duckdb.table_ref(contract)} BY NAME SELECT * FROM _cbi_train_rows")
             con.unregister("_cbi_train_rows")
-        con.execute(
-            "INSERT INTO ops.batches (batch_id, created_at, kind, status, rows_read, rows_loaded, rows_quarantined, "
-            "rows_duplicate, table_names, message) VALUES (?, ?, 'train', 'validated', ?, ?, 0, 0, ?, ?)",
-            [batch_id, now, report["rows"], len(runs) + len(forecasts), tables,
-             f"train {run_id}: {report['symbol']} {report['matrix_source']}"
-             f"{' (research)' if report['is_research'] else ''} {','.join(report['horizons'])}"],
+        batches.record_validated(
+            con, batch_id, now, "train", tables, report["rows"], len(runs) + len(forecasts),
+            f"train {run_id}: {report['symbol']} {report['matrix_source']}"
+            f"{' (research)' if report['is_research'] else ''} {','.join(report['horizons'])}",
         )
         con.execute("COMMIT")
     except BaseException:

@@ -236,3 +236,22 @@ def test_errors_never_carry_credentials():
     leaked = 'request failed: Authorization: Bearer ya29.a0AfH6SMBx-secret {"refresh_token": "1//0gabc", "private_key": "-----BEGIN"}'
     clean = redact(leaked)
     assert "ya29" not in clean and "1//0gabc" not in clean and "BEGIN" not in clean
+
+
+def test_on_demand_health_history_reaches_bigquery(registry_template, tmp_path, make_settings, client):
+    """`cbi health` over whole tables records its results under a batch of its own, so the push takes
+    the history to BigQuery (the batch gate's results ride with the batch they checked)."""
+    s = make_settings(copy_home(registry_template, tmp_path / "home"))
+    out = run_cli(s, "health", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    health_batch = report["recorded_as"]
+    assert health_batch.startswith("health-") and _batches(s)[health_batch] == "validated"
+    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+        mine = con.execute("SELECT count(*) FROM monitoring.health_checks WHERE batch_id = ?", [health_batch]).fetchall()[0][0]
+    assert mine == report["checks"] > 0
+    assert _push(s).ok
+    assert _batches(s)[health_batch] == "pushed"
+    remote = list(client.query(
+        f"SELECT COUNT(*) FROM `{client.project}.monitoring.health_checks` WHERE batch_id = '{health_batch}'").result())
+    assert remote[0][0] == mine
