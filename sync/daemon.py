@@ -6,7 +6,8 @@
   (sync.retry); a cycle that still fails leaves its batches pending (status 'validated')
   and the next cycle waits min(cap, interval * 2^(failures-1)).
 * The warehouse is opened per cycle and closed while sleeping, so `cbi` commands and the
-  TUI can use it between cycles.
+  TUI can use it between cycles; a cycle that finds it held by another process is skipped
+  (and backed off), never a crash.
 * Inbox: CBI_INBOX (a folder). Its top-level entries are ingested with
   `cbi_local.pipeline.ingest_paths` whenever their names, sizes or mtimes change (ingest itself
   skips files already loaded, by sha256).
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -114,7 +116,14 @@ class Daemon:
         from cbi_local.run import cycle_steps, inbox_inputs
 
         result = CycleResult()
-        with warehouse.open_warehouse(self.settings.warehouse_path) as con:
+        try:
+            con = warehouse.connect(self.settings.warehouse_path)
+        except warehouse.WarehouseError as exc:
+            # Another process (a long `cbi run`, a stuck shell) holds the file: skip this cycle and
+            # back off; there is no connection to write a heartbeat with.
+            self.cycles += 1
+            return CycleResult(ok=False, error=redact(f"warehouse busy, cycle skipped: {exc}"))
+        with contextlib.closing(con):
             ctx = job.JobContext(settings=self.settings, con=con, bq_factory=self.client)
             sig = None
             try:

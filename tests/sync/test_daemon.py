@@ -103,3 +103,23 @@ def test_install_print_emits_launchd_plist_and_systemd_unit(tmp_path, make_setti
     unit = run_cli(s, "daemon", "install", "--print", "--kind", "systemd")
     assert unit.returncode == 0 and "ExecStart=" in unit.stdout and f"daemon --home {s.home}" in unit.stdout
     assert "[Install]" in unit.stdout and f'Environment="CBI_BQ_PROJECT={s.bq_project}"' in unit.stdout
+
+
+def test_a_busy_warehouse_skips_the_cycle_instead_of_crashing(tmp_path, make_settings):
+    """A long `cbi run` (another process) holds the DuckDB file: the cycle is skipped and backed off."""
+    s = _fresh(tmp_path, make_settings)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(120)", str(s.warehouse_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        daemon = Daemon(s, interval=10)
+        result = daemon.cycle()
+        assert not result.ok and not result.offline and "warehouse busy" in result.error
+        assert daemon.next_wait(result) == 10 and daemon.cycles == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert daemon.cycle().ok  # the next cycle gets in
