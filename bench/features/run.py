@@ -34,15 +34,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cbi-bench-features-"))
+    tmp = scratch_dir("features")
     os.environ[calendars.CACHE_ENV] = str(tmp / "calendar-cache")  # never the user's cache
     print(f"temp dir (deleted at the end unless --keep): {tmp}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other processes share them)")
@@ -218,10 +218,7 @@ def main() -> None:
             print(f"  goal: build under 2 s at this scale: {goal}; <= 3x the polars scan: "
                   f"{'met' if max(s['total'], rebuild) / base <= 3 else 'NOT met'}")
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp, args.keep)
 
 
 if __name__ == "__main__":

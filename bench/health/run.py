@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 import databento as db  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the temp warehouse")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cbi-bench-health-"))
+    tmp = scratch_dir("health")
     print(f"GENERATED data (not real market data): the 4 real ES 1m bars replicated to {args.rows:,} rows "
           f"in a temp warehouse {tmp} (deleted after the run unless --keep)")
     try:
@@ -144,10 +144,7 @@ def main() -> None:
               "the generated minutes run through weekends)")
         con.close()
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp, args.keep)
 
 
 if __name__ == "__main__":

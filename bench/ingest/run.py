@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -36,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 import databento as db  # noqa: E402
 import duckdb  # noqa: E402
@@ -206,7 +206,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of (a), (b), (+); the best counts")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cbi-bench-ingest-"))
+    root = scratch_dir("ingest")
     try:
         t = time.perf_counter()
         folder, rows = generate(root, args.files, args.instruments)
@@ -251,10 +251,7 @@ def main() -> int:
         print("PASS" if ok else "BELOW GOAL")
         return 0 if ok else 1
     finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        release(root, args.keep)
 
 
 if __name__ == "__main__":

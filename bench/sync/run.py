@@ -21,12 +21,13 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 from cbi_local import pipeline, warehouse  # noqa: E402
 from cbi_local.config import settings  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions (best of)")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cbi-bench-sync-"))
+    tmp = scratch_dir("sync")
     print(f"bench/sync: real sample data into a TEMPORARY warehouse and emulator under {tmp} (no user warehouse touched)")
     try:
         src = sample_data()
@@ -100,10 +101,7 @@ def main() -> int:
         print(f"    ratio re-push / first push = {second_jobs / first_jobs:.2f} (goal 0)")
         print("note: times are the local emulator's (DuckDB behind the BigQuery API), not BigQuery's")
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp, args.keep)
     return 0
 
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 from cbi_local import pipeline, warehouse  # noqa: E402
 from cbi_local.features import build_features  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cbi-bench-train-"))
+    tmp = scratch_dir("train")
     print(f"temp dir (deleted at the end unless --keep): {tmp}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other processes share them)")
     try:
@@ -90,10 +90,7 @@ def main() -> None:
                 print("    per horizon: " + ", ".join(f"{h} {r['seconds']:.1f}s" for h, r in report["horizons"].items()))
         print(f"  load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp, args.keep)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from bench._common import release, scratch_dir  # noqa: E402
 
 import duckdb  # noqa: E402
 
@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cbi-bench-tui-"))
+    tmp = scratch_dir("tui")
     home = tmp / "home"
     print(f"GENERATED data (not real market data): {a.rows:,} synthetic 1-minute bars in a new warehouse under {tmp}")
     try:
@@ -150,10 +150,7 @@ def main() -> None:
         print(f"(c) read     the overview's one read-only read             {c:7.3f} s   {c / d:6.2f}x scan")
         print(f"(d) scan     baseline: count(close), sum(volume) full scan {d:7.3f} s   1.00x")
     finally:
-        if a.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp, a.keep)
 
 
 if __name__ == "__main__":
