@@ -74,3 +74,23 @@ def sample_data() -> Path:
             pytrace=False,
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def load_yahoo_zl_bridge(sample_data: Path):
+    """load(con): the real legacy Yahoo ZL rows before 2010-06-06 (the bridge), one per date, into
+    market_data.yahoo_historical, loaded directly (ingest proper is tested on its own)."""
+    legacy = sample_data / "legacy_bq" / "forecasting_data_warehouse.soybean_oil_prices.parquet"
+
+    def load(con) -> None:
+        con.execute(
+            f"""
+            INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name, batch_id)
+            SELECT CAST("time" AS DATE), 'ZL', open, high, low, close, volume, 'yahoo', source_name, 'b-real'
+            FROM read_parquet('{legacy}')
+            WHERE CAST("time" AS DATE) < DATE '2010-06-06'
+            QUALIFY row_number() OVER (PARTITION BY CAST("time" AS DATE) ORDER BY "time") = 1
+            """
+        )
+
+    return load

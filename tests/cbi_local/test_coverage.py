@@ -16,7 +16,6 @@ from cbi_local.cli import app
 from cbi_local.continuous import build_continuous
 from cbi_local.coverage import coverage
 
-LEGACY = "legacy_bq/forecasting_data_warehouse"
 
 
 def _by(items, table_suffix: str, series: str):
@@ -89,16 +88,8 @@ def test_a_removed_fred_day_is_reported_as_a_gap(con, sample_data):
     assert march["present"] == march["expected"] - 1 == 21
 
 
-def test_yahoo_zl_bridge_against_the_cbot_calendar_and_a_removed_session(con, sample_data):
-    con.execute(
-        f"""
-        INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name, batch_id)
-        SELECT CAST("time" AS DATE), 'ZL', open, high, low, close, volume, 'yahoo', source_name, 'b-real'
-        FROM read_parquet('{sample_data / LEGACY}.soybean_oil_prices.parquet')
-        WHERE CAST("time" AS DATE) < DATE '2010-06-06'
-        QUALIFY row_number() OVER (PARTITION BY CAST("time" AS DATE) ORDER BY "time") = 1
-        """
-    )
+def test_yahoo_zl_bridge_against_the_cbot_calendar_and_a_removed_session(con, sample_data, load_yahoo_zl_bridge):
+    load_yahoo_zl_bridge(con)
     build_continuous(con, ["ZL"])
     zl = _by(coverage(con, roots=["ZL"], schemas=(), include_fred=False), "futures_continuous_1d", "ZL")
     trade_dates = calendars.session_dates("ZL", zl.first, zl.last)

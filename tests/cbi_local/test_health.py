@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date
-from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -27,28 +26,16 @@ def _verdicts(con, fqn: str, **kw) -> dict[tuple[str, str], str]:
     return out
 
 
-def _load_real_yahoo_zl(con, sample_data: Path) -> None:
-    con.execute(
-        f"""
-        INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name, batch_id)
-        SELECT CAST("time" AS DATE), 'ZL', open, high, low, close, volume, 'yahoo', source_name, 'b-real'
-        FROM read_parquet('{sample_data / LEGACY}.soybean_oil_prices.parquet')
-        WHERE CAST("time" AS DATE) < DATE '2010-06-06'
-        QUALIFY row_number() OVER (PARTITION BY CAST("time" AS DATE) ORDER BY "time") = 1
-        """
-    )
-
-
-def test_real_yahoo_prices_pass_the_price_rules(con, sample_data):
-    _load_real_yahoo_zl(con, sample_data)
+def test_real_yahoo_prices_pass_the_price_rules(con, sample_data, load_yahoo_zl_bridge):
+    load_yahoo_zl_bridge(con)
     v = _verdicts(con, "market_data.yahoo_historical")
     for key in [("ohlc_sane", "open,high,low,close"), ("non_negative", "volume"), ("unique_key", "symbol,date"),
                 ("not_single_timestamp", "date"), ("source_hierarchy", "source")]:
         assert v[key] == "pass", key
 
 
-def test_crafted_bad_prices_fail_each_price_rule(con, sample_data):
-    _load_real_yahoo_zl(con, sample_data)
+def test_crafted_bad_prices_fail_each_price_rule(con, sample_data, load_yahoo_zl_bridge):
+    load_yahoo_zl_bridge(con)
     # Crafted rejects: an inverted bar, a negative volume, a duplicate key, a forbidden source.
     con.execute(
         """
@@ -170,10 +157,10 @@ def test_target_naming():
     ]
 
 
-def test_results_are_recorded_with_history_and_the_cli_exit_code(home, sample_data):
+def test_results_are_recorded_with_history_and_the_cli_exit_code(home, sample_data, load_yahoo_zl_bridge):
     runner = CliRunner()
     with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
-        _load_real_yahoo_zl(c, sample_data)
+        load_yahoo_zl_bridge(c)
     ok = runner.invoke(app, ["health", "--home", str(home), "--table", "market_data.yahoo_historical", "--json"])
     assert ok.exit_code == 0, ok.output
     with warehouse.open_warehouse(home / "warehouse.duckdb") as c:
@@ -279,9 +266,9 @@ def test_health_names_each_known_legacy_defect_after_migrating_the_real_exports(
     assert runner.invoke(app, ["health", "--home", str(home)]).exit_code == 1
 
 
-def test_one_key_text_counts_like_a_struct(con, sample_data):
+def test_one_key_text_counts_like_a_struct(con, sample_data, load_yahoo_zl_bridge):
     # The portable key encoding (BigQuery cannot COUNT(DISTINCT STRUCT)) counts real keys like DuckDB's struct.
-    _load_real_yahoo_zl(con, sample_data)
+    load_yahoo_zl_bridge(con)
     keys = health.key_text(dc.get("market_data.yahoo_historical"))
     a, b = con.execute(
         f"SELECT COUNT(DISTINCT {keys}), COUNT(DISTINCT struct_pack(symbol, date)) FROM market_data.yahoo_historical"

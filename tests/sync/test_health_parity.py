@@ -33,17 +33,9 @@ TABLES = (
 )
 
 
-def _load_local(con, sample_data: Path) -> None:
+def _load_local(con, sample_data: Path, load_yahoo_zl_bridge) -> None:
     # Real rows.
-    con.execute(
-        f"""
-        INSERT INTO market_data.yahoo_historical (date, symbol, open, high, low, close, volume, source, source_name, batch_id)
-        SELECT CAST("time" AS DATE), 'ZL', open, high, low, close, volume, 'yahoo', source_name, 'b-real'
-        FROM read_parquet('{sample_data / LEGACY}.soybean_oil_prices.parquet')
-        WHERE CAST("time" AS DATE) < DATE '2010-06-06'
-        QUALIFY row_number() OVER (PARTITION BY CAST("time" AS DATE) ORDER BY "time") = 1
-        """
-    )
+    load_yahoo_zl_bridge(con)
     con.execute(
         f"""
         INSERT INTO raw_intelligence.cftc_cot BY NAME
@@ -92,11 +84,11 @@ def _load_local(con, sample_data: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, sample_data, bq_emulator):
+def both(tmp_path_factory, sample_data, bq_emulator, load_yahoo_zl_bridge):
     home = tmp_path_factory.mktemp("parity")
     warehouse.init(home / "warehouse.duckdb")
     con = warehouse.connect(home / "warehouse.duckdb")
-    _load_local(con, sample_data)
+    _load_local(con, sample_data, load_yahoo_zl_bridge)
     client = bq_emulator.client(project=PROJECT)
     ensure_layout(client, PROJECT, dc.LOCATION)
     for fqn in TABLES:
