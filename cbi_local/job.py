@@ -95,7 +95,7 @@ def changes(results: dict[str, dict[str, Any]]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def step_progress(console: Any, title: str, ctx: JobContext | None = None) -> Iterator[OnStep]:
+def step_progress(console: Any, title: str, ctx: JobContext) -> Iterator[OnStep]:
     """A progress bar over the job's steps, and a second one for what a long step reports
     through ctx.progress (files hashed, ...). Transient: the summary replaces them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -113,8 +113,7 @@ def step_progress(console: Any, title: str, ctx: JobContext | None = None) -> It
         def on_detail(message: str, done: int | None = None, total: int | None = None) -> None:
             progress.update(detail, description=f"  {message}", completed=done or 0, total=total, visible=True)
 
-        if ctx is not None:
-            ctx.progress = on_detail
+        ctx.progress = on_detail
         yield on_step
 
 

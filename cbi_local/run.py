@@ -61,17 +61,14 @@ def inbox_inputs(inbox: Path) -> list[Path]:
     return sorted(p for p in inbox.iterdir() if not p.name.startswith("."))
 
 
-def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = True, train: bool = True,
-            on_step: job.OnStep | None = None) -> tuple[dict[str, Any], BaseException | None]:
+def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = True,
+            train: bool = True) -> tuple[dict[str, Any], BaseException | None]:
     """Run the main job; returns (summary, the exception that stopped it or None)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     ctx = JobContext(settings=settings, inputs=list(paths))
     try:
-        if on_step is None:
-            with job.step_progress(console, "run", ctx) as bar:
-                summary = job.run_steps(ctx, steps(push, train), bar)
-        else:
-            summary = job.run_steps(ctx, steps(push, train), on_step)
+        with job.step_progress(console, "run", ctx) as bar:
+            summary = job.run_steps(ctx, steps(push, train), bar)
     finally:
         if ctx.con is not None:
             ctx.con.close()
