@@ -21,7 +21,9 @@ build reads (same tables, same rows) from DuckDB into Polars and collect one laz
 aggregates every numeric column. Ratios are build / baseline (median of --repeat runs).
 `build` is the whole `build_features` call: read, compute, STRUCT assembly, diff-write in one
 transaction, health gate. `first` writes every row; `rebuild` is the same build again (the
-diff finds nothing to change).
+diff finds nothing to change). "durable write alone" writes the first build's rows, computed
+nothing, into an empty copy of the table (insert, commit, checkpoint): with the read of the
+inputs, what any build that writes every row pays before computing a feature.
 
 CME session calendars (cbi_local.calendars) are cached per year in memory and on disk
 (CBI_CALENDAR_CACHE; here a folder in the temp dir). `first` starts with an empty in-memory
@@ -98,6 +100,29 @@ def cpu(fn) -> float:
     t = time.process_time()
     fn()
     return time.process_time() - t
+
+
+def write_floor(con, repeat: int) -> float:
+    """What the first build's durable write costs with nothing computed: the same rows (read back
+    from the matrix beforehand) inserted into an empty copy of the table in one transaction,
+    committed, checkpointed. Median of `repeat`."""
+    rows = con.sql("SELECT * FROM features.daily_ml_matrix").to_arrow_table()
+    con.register("_bench_rows", rows)
+    times = []
+    try:
+        for _ in range(repeat):
+            con.execute("CREATE OR REPLACE TABLE features._bench_write_floor AS FROM features.daily_ml_matrix LIMIT 0")
+            con.execute("CHECKPOINT")
+            t = time.perf_counter()
+            con.execute("BEGIN")
+            con.execute("INSERT INTO features._bench_write_floor FROM _bench_rows")
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+            times.append(time.perf_counter() - t)
+    finally:
+        con.unregister("_bench_rows")
+        con.execute("DROP TABLE IF EXISTS features._bench_write_floor")
+    return statistics.median(times)
 
 
 def generate(con, years: int, with_1h: bool, bars_order: str = "time") -> dict:
@@ -198,6 +223,9 @@ def main() -> None:
             print(f"  rebuild (nothing changes)   {rebuild:6.2f} s   {rebuild / base:4.1f}x   "
                   f"[read {rep.seconds['read']:.2f} compute {rep.seconds['compute']:.2f} write {rep.seconds['write']:.2f}]  "
                   f"rows changed: +{rep.inserted} -{rep.deleted}")
+            floor = write_floor(con, args.repeat)
+            print(f"  durable write alone         {floor:6.2f} s   {floor / base:4.1f}x   [the first build's rows "
+                  f"into an empty copy of the table: insert, commit, checkpoint; no features computed]")
             base_cpu = cpu(lambda: baseline(con, "canonical", syms))
             build_cpu = cpu(lambda: build_features(con, None, "canonical"))
             print(f"  CPU seconds (all threads): polars scan {base_cpu:.2f}, rebuild {build_cpu:.2f} "
