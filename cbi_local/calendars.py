@@ -45,6 +45,8 @@ Cache: building 25 years of schedules from the library's holiday rules takes abo
 each product group's calendar is computed for whole years and kept in memory and on disk
 (``CBI_CALENDAR_CACHE``: a folder, default ``~/.cache/cbi/calendars``; ``off`` disables the disk
 copy). A cached answer is exactly the library's for the requested range (see `_group_tables`).
+Each version of this module and of the calendar libraries caches into its own sub-folder; a new
+version's first write removes other versions' folders unused for a week.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ import datetime as dt
 import functools
 import hashlib
 import os
+import shutil
 import threading
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -294,12 +298,39 @@ def _disk_read(group: str) -> _Years | None:
     return _Years(years, sess, iv)
 
 
+STALE_AFTER_DAYS = 7
+
+
+def _prune_other_versions(folder: Path) -> None:
+    """Each code/library version caches into its own folder (named by `_fingerprint`); the first
+    write of a new version removes the folders of other versions untouched for STALE_AFTER_DAYS,
+    so upgrades do not pile up caches. A recently used one may belong to a process still running
+    the old version (e.g. the daemon), so it stays."""
+    cutoff = time.time() - STALE_AFTER_DAYS * 86_400
+    try:
+        siblings = [p for p in folder.parent.iterdir() if p.is_dir() and p != folder and _is_version_dir(p)]
+    except OSError:
+        return
+    for old in siblings:
+        try:
+            if max((f.stat().st_mtime for f in old.iterdir()), default=old.stat().st_mtime) < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _is_version_dir(p: Path) -> bool:
+    return len(p.name) == 16 and all(c in "0123456789abcdef" for c in p.name)
+
+
 def _disk_write(group: str, entry: _Years) -> None:
     folder = _cache_dir()
     if folder is None:
         return
     meta = {"years": ",".join(str(y) for y in sorted(entry.years))}
     try:
+        if not folder.is_dir():
+            _prune_other_versions(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for kind, tbl in (("sessions", entry.sessions.replace_schema_metadata(meta)), ("intervals", entry.intervals)):
             final = folder / f"{group}.{kind}.arrow"

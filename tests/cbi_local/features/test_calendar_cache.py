@@ -91,3 +91,26 @@ def test_the_disk_cache_can_be_switched_off(monkeypatch, tmp_path):
     want_s, _ = _library("CL", start, end)
     assert _unlabelled(calendars.sessions("CL", start, end)).equals(want_s)
     calendars.clear_cache()
+
+
+def test_a_new_version_prunes_other_versions_unused_for_a_week(cache_dir):
+    """Each code/library version caches into its own folder; upgrades must not pile them up."""
+    import os
+    import time
+
+    def version_dir(name: str, age_days: float) -> Path:
+        d = cache_dir / name
+        d.mkdir(parents=True)
+        f = d / "grains.sessions.arrow"
+        f.write_bytes(b"old version's cache")
+        t = time.time() - age_days * 86_400
+        os.utime(f, (t, t))
+        return d
+
+    stale = version_dir("0123456789abcdef", calendars.STALE_AFTER_DAYS + 1)
+    recent = version_dir("fedcba9876543210", 1)  # maybe a daemon still running the old version
+    other = version_dir("my-notes", 365)  # not a version folder: never ours to delete
+    calendars.sessions("ZL", *RANGES[0])
+    assert (cache_dir / calendars._fingerprint() / "grains.sessions.arrow").is_file()
+    assert not stale.exists()
+    assert recent.is_dir() and other.is_dir()
