@@ -254,6 +254,9 @@ def clear_cache(disk: bool = False) -> None:
             f.unlink(missing_ok=True)
 
 
+_FINGERPRINT_LEN = 16  # hex digits: the name of this version's cache folder
+
+
 @functools.cache
 def _fingerprint() -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
@@ -262,7 +265,7 @@ def _fingerprint() -> str:
             h.update(f"{dist}={metadata.version(dist)};".encode())
         except metadata.PackageNotFoundError:
             h.update(f"{dist}=none;".encode())
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:_FINGERPRINT_LEN]
 
 
 def _cache_dir() -> Path | None:
@@ -320,7 +323,7 @@ def _prune_other_versions(folder: Path) -> None:
 
 
 def _is_version_dir(p: Path) -> bool:
-    return len(p.name) == 16 and all(c in "0123456789abcdef" for c in p.name)
+    return len(p.name) == _FINGERPRINT_LEN and all(c in "0123456789abcdef" for c in p.name)
 
 
 def _disk_write(group: str, entry: _Years) -> None:

@@ -9,8 +9,10 @@ tests/cbi_local/test_calendars.py.)
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -95,8 +97,6 @@ def test_the_disk_cache_can_be_switched_off(monkeypatch, tmp_path):
 
 def test_a_new_version_prunes_other_versions_unused_for_a_week(cache_dir):
     """Each code/library version caches into its own folder; upgrades must not pile them up."""
-    import os
-    import time
 
     def version_dir(name: str, age_days: float) -> Path:
         d = cache_dir / name
