@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from . import audit as audit_mod
 from . import warehouse
-from .config import settings
+from .config import Settings, settings
 
 app = typer.Typer(
     name="cbi",
@@ -29,6 +31,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+T = TypeVar("T")
 
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Warehouse home directory (default: $CBI_HOME or ~/.cbi).")
@@ -43,6 +46,17 @@ def emit_json(payload: Any) -> None:
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def read_only(s: Settings, fn: Callable[[duckdb.DuckDBPyConnection], T], *errors: type[Exception]) -> T:
+    """`fn(con)` on the warehouse opened read-only. A missing or locked warehouse, or one of
+    `errors`, exits 2 with its message (never a traceback)."""
+    try:
+        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+            return fn(con)
+    except (warehouse.WarehouseError, *errors) as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
 
 
 @app.command()
@@ -84,11 +98,7 @@ def tables(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     import data_contracts as dc
 
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-            infos = warehouse.table_infos(con)
-    except warehouse.WarehouseError as exc:
-        fail(str(exc))
+    infos = read_only(s, warehouse.table_infos)
     if as_json:
         emit_json(
             {
@@ -130,11 +140,7 @@ def audit(
 ) -> None:
     """Compare the warehouse (and BigQuery) with the contracts; exit 1 on any drift."""
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-            reports = [audit_mod.audit_duckdb(con)]
-    except warehouse.WarehouseError as exc:
-        fail(str(exc))
+    reports = [read_only(s, audit_mod.audit_duckdb)]
     if bigquery:
         from sync.bigquery.client import make_client
         from sync.bigquery.layout import audit_bigquery
@@ -186,9 +192,7 @@ def quarantine_list(
     """Quarantined rows grouped by table, rule and status."""
     from . import quarantine as q
 
-    s = settings(home)
-    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-        rows = q.summary(con, None if status == "all" else status)
+    rows = read_only(settings(home), lambda con: q.summary(con, None if status == "all" else status))
     if as_json:
         emit_json(rows)
         return
@@ -205,12 +209,7 @@ def quarantine_show(quarantine_id: str, home: HomeOpt = None) -> None:
     """One quarantined row with its rule, reason and full payload (always JSON)."""
     from . import quarantine as q
 
-    s = settings(home)
-    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-        try:
-            emit_json(q.show(con, quarantine_id))
-        except KeyError as exc:
-            fail(str(exc))
+    emit_json(read_only(settings(home), lambda con: q.show(con, quarantine_id), KeyError))
 
 
 @quarantine_app.command("release")

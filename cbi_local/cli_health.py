@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, read_only
 from .config import settings
 
 GAPS_SHOWN = 5
@@ -27,11 +27,7 @@ def coverage(
     from . import coverage as cov
 
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-            items = cov.coverage(con, roots=root or None, series=series or None)
-    except warehouse.WarehouseError as exc:
-        fail(str(exc))
+    items = read_only(s, lambda con: cov.coverage(con, roots=root or None, series=series or None))
     payload = cov.report(items)
     if as_json:
         emit_json(payload)
