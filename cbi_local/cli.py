@@ -48,11 +48,13 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def read_only(s: Settings, fn: Callable[[duckdb.DuckDBPyConnection], T], *errors: type[Exception]) -> T:
-    """`fn(con)` on the warehouse opened read-only. A missing or locked warehouse, or one of
-    `errors`, exits 2 with its message (never a traceback)."""
+def with_warehouse(
+    s: Settings, fn: Callable[[duckdb.DuckDBPyConnection], T], *errors: type[Exception], write: bool = False
+) -> T:
+    """`fn(con)` on the warehouse (read-only unless `write`). A missing or locked warehouse, or one
+    of `errors`, exits 2 with its message (never a traceback)."""
     try:
-        with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+        with warehouse.open_warehouse(s.warehouse_path, read_only=not write) as con:
             return fn(con)
     except (warehouse.WarehouseError, *errors) as exc:
         fail(str(exc))
@@ -98,7 +100,7 @@ def tables(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     import data_contracts as dc
 
     s = settings(home)
-    infos = read_only(s, warehouse.table_infos)
+    infos = with_warehouse(s, warehouse.table_infos)
     if as_json:
         emit_json(
             {
@@ -140,7 +142,7 @@ def audit(
 ) -> None:
     """Compare the warehouse (and BigQuery) with the contracts; exit 1 on any drift."""
     s = settings(home)
-    reports = [read_only(s, audit_mod.audit_duckdb)]
+    reports = [with_warehouse(s, audit_mod.audit_duckdb)]
     if bigquery:
         from sync.bigquery.client import make_client
         from sync.bigquery.layout import audit_bigquery
@@ -192,7 +194,7 @@ def quarantine_list(
     """Quarantined rows grouped by table, rule and status."""
     from . import quarantine as q
 
-    rows = read_only(settings(home), lambda con: q.summary(con, None if status == "all" else status))
+    rows = with_warehouse(settings(home), lambda con: q.summary(con, None if status == "all" else status))
     if as_json:
         emit_json(rows)
         return
@@ -209,7 +211,7 @@ def quarantine_show(quarantine_id: str, home: HomeOpt = None) -> None:
     """One quarantined row with its rule, reason and full payload (always JSON)."""
     from . import quarantine as q
 
-    emit_json(read_only(settings(home), lambda con: q.show(con, quarantine_id), KeyError))
+    emit_json(with_warehouse(settings(home), lambda con: q.show(con, quarantine_id), KeyError))
 
 
 @quarantine_app.command("release")
@@ -220,12 +222,7 @@ def quarantine_release(
     """Re-load held rows after a fix; they pass the same rules again (failures return to the quarantine)."""
     from . import quarantine as q
 
-    s = settings(home)
-    with warehouse.open_warehouse(s.warehouse_path) as con:
-        try:
-            report = q.release(con, ids, rule, table, batch)
-        except ValueError as exc:
-            fail(str(exc))
+    report = with_warehouse(settings(home), lambda con: q.release(con, ids, rule, table, batch), ValueError, write=True)
     if as_json:
         emit_json(report.__dict__)
     else:
@@ -245,12 +242,7 @@ def quarantine_drop(
 
     if not yes and not typer.confirm("Mark the selected rows as dropped?"):
         raise typer.Exit(1)
-    s = settings(home)
-    with warehouse.open_warehouse(s.warehouse_path) as con:
-        try:
-            n = q.drop(con, ids, rule, table, batch)
-        except ValueError as exc:
-            fail(str(exc))
+    n = with_warehouse(settings(home), lambda con: q.drop(con, ids, rule, table, batch), ValueError, write=True)
     console.print(f"dropped {n} rows")
 
 

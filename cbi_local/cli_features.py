@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, read_only
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
 from .config import settings
 
 features_app = typer.Typer(
@@ -85,7 +85,7 @@ def export_cmd(
     s = settings(home)
     syms = [x.strip().upper() for x in symbols.split(",") if x.strip()] if symbols else None
     target = (out or s.home / "exports" / f"daily_ml_flat{'_' + source if source else ''}.{fmt}").expanduser()
-    result = read_only(s, lambda con: export(con, target, fmt, source, syms), ValueError)
+    result = with_warehouse(s, lambda con: export(con, target, fmt, source, syms), ValueError)
     if as_json:
         emit_json(result)
     else:

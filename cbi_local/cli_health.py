@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, read_only
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
 from .config import settings
 
 GAPS_SHOWN = 5
@@ -27,7 +27,7 @@ def coverage(
     from . import coverage as cov
 
     s = settings(home)
-    items = read_only(s, lambda con: cov.coverage(con, roots=root or None, series=series or None))
+    items = with_warehouse(s, lambda con: cov.coverage(con, roots=root or None, series=series or None))
     payload = cov.report(items)
     if as_json:
         emit_json(payload)

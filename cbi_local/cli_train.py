@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, read_only
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, with_warehouse
 from .config import settings
 
 train_app = typer.Typer(
@@ -146,7 +146,7 @@ def compare_cmd(
     """Metric deltas B - A per horizon (ΔMAPE < 0: B is better)."""
     from .training import TrainError, compare
 
-    result = read_only(settings(home), lambda con: compare(con, run_a, run_b), TrainError)
+    result = with_warehouse(settings(home), lambda con: compare(con, run_a, run_b), TrainError)
     if as_json:
         emit_json(result)
         return
@@ -184,7 +184,7 @@ def runs_cmd(
     """Recorded runs, newest first, with MAPE per horizon beside the naive baseline's."""
     from .training import list_runs
 
-    rows = read_only(settings(home), lambda con: list_runs(con, symbol.upper() if symbol else None, limit))
+    rows = with_warehouse(settings(home), lambda con: list_runs(con, symbol.upper() if symbol else None, limit))
     if as_json:
         emit_json(rows)
         return

@@ -46,10 +46,10 @@ def test_list_show_drop_and_release(tmp_path: Path, sample_data: Path):
     assert missing.exit_code == 2 and "--rule" in missing.output
 
 
-def test_read_only_commands_on_a_missing_warehouse_exit_2_with_what_to_do(tmp_path: Path):
+def test_commands_on_a_missing_warehouse_exit_2_with_what_to_do(tmp_path: Path):
     home = ["--home", str(tmp_path)]
-    for args in (["quarantine", "list"], ["quarantine", "show", "some-id"], ["tables"], ["audit"], ["coverage"],
-                 ["train", "runs"]):
+    for args in (["quarantine", "list"], ["quarantine", "show", "some-id"], ["quarantine", "release", "--rule", "x"],
+                 ["quarantine", "drop", "--rule", "x", "--yes"], ["tables"], ["audit"], ["coverage"], ["train", "runs"]):
         res = runner.invoke(app, [*args, *home])
         assert res.exit_code == 2, (args, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
