@@ -29,7 +29,7 @@ import duckdb
 import data_contracts as dc
 from data_contracts.columns import HORIZONS
 from data_contracts.model import Contract
-from data_contracts.to_duckdb import quote, table_ref
+from data_contracts.to_duckdb import table_ref
 
 from .rules_sql import _ref, row_checks
 
@@ -40,7 +40,7 @@ SAMPLE_LIMIT = 5
 class CheckResult:
     rule: str
     table: str
-    columns: str
+    columns: str | None  # None: the check is about rows, not named columns (migration defects)
     status: str  # pass | fail | warn
     severity: str
     measured_value: float | None

@@ -40,7 +40,6 @@ duplicate of the kept row (the core's `_duplicate` marker) and logged with both 
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +53,7 @@ from data_contracts import rules as r
 from data_contracts.model import Contract, Rule
 from data_contracts.to_duckdb import column_type, quote, table_ref
 
+from .. import health
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
 from .core import FileCounts, FileIdentity, IngestRun, identify
 
@@ -736,22 +736,15 @@ def migrate_legacy(con: duckdb.DuckDBPyConnection, legacy_dir: Path | str, run: 
 
 
 def _record_checks(con: duckdb.DuckDBPyConnection, report: MigrationReport) -> None:
-    """The defects as monitoring.health_checks rows (status fail, engine duckdb), so the report outlives the run."""
-    now = datetime.now(timezone.utc)
-    quarantining = ("quarantined",)
-    rows = [
-        {
-            "check_id": str(uuid.uuid4()), "checked_at": now, "rule": d.rule, "table_name": d.target,
-            "rule_columns": None, "status": "fail" if d.resolution in quarantining else "warn",
-            "severity": "blocking" if d.resolution in quarantining else "warning", "measured_value": float(d.rows),
-            "threshold": "0 rows", "sample_keys": json.dumps(d.samples, default=str)[:20000],
-            "batch_id": report.batch_id, "engine": "duckdb",
-            "message": f"migrate-legacy {d.legacy_table}: {d.defect}: {d.rows} rows, {d.resolution}. {d.detail}"[:2000],
-        }
-        for d in report.defects
-    ]
-    if not rows:
-        return
-    con.register("_lg_checks", pa.Table.from_pylist(rows))
-    con.execute("INSERT INTO monitoring.health_checks BY NAME SELECT * FROM _lg_checks")
-    con.unregister("_lg_checks")
+    """The defects as monitoring.health_checks rows, so the report outlives the run; `cbi health`
+    finds them again by their message prefix (health.recorded_checks)."""
+    results = []
+    for d in report.defects:
+        quarantined = d.resolution == "quarantined"
+        results.append(health.CheckResult(
+            rule=d.rule, table=d.target, columns=None, status="fail" if quarantined else "warn",
+            severity="blocking" if quarantined else "warning", measured_value=float(d.rows), threshold="0 rows",
+            message=f"{health.MIGRATION_PREFIX}{d.legacy_table}: {d.defect}: {d.rows} rows, {d.resolution}. {d.detail}"[:2000],
+            sample=d.samples,  # at most SAMPLES rows: stored whole, so it stays valid JSON
+        ))
+    health.record_results(con, results, report.batch_id, engine="duckdb")
