@@ -48,6 +48,12 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def print_gate(gate: dict[str, Any] | None, indent: str = "") -> None:
+    """The line ingest, features build and train print when their batch failed the health gate."""
+    if gate and gate["failed"]:
+        console.print(f"{indent}[red]✗ health gate failed[/]: {gate['failed']}; {gate['rows_quarantined']:,} rows held back")
+
+
 def with_warehouse(
     s: Settings, fn: Callable[[duckdb.DuckDBPyConnection], T], *errors: type[Exception], write: bool = False
 ) -> T:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, print_gate, with_warehouse
 from .config import settings
 
 features_app = typer.Typer(
@@ -63,8 +63,7 @@ def build(
                 dates = f"{w['first']} .. {w['last']}" if w["first"] else ""
                 t.add_row(w["symbol"], w["field"], f"{w['null_rows']:,} / {w['rows']:,}", dates, escape(w["reason"]))
             console.print(t)
-        if report.gate and report.gate["failed"]:
-            console.print(f"[red]✗ health gate failed[/]: {report.gate['failed']}")
+        print_gate(report.gate)
     if not report.ok:
         raise typer.Exit(1)
 

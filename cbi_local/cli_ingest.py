@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import pipeline, warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate
 from .config import settings
 from .ingest.detect import UnknownInput
 
@@ -34,9 +34,7 @@ def _print_batch(report: dict[str, Any]) -> None:
                 f"(`cbi quarantine list`)",
                 soft_wrap=True,
             )
-    gate = report.get("gate")
-    if gate and gate["failed"]:
-        console.print(f"  [red]✗ health gate failed[/]: {gate['failed']}; {gate['rows_quarantined']:,} rows held back")
+    print_gate(report.get("gate"), indent="  ")
     cont = report.get("continuous")
     if cont:
         console.print(f"  continuous series rebuilt: +{cont['inserted']} -{cont['deleted']} rows, {len(cont['rolls'])} rolls")

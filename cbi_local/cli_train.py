@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, with_warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate, with_warehouse
 from .config import settings
 
 train_app = typer.Typer(
@@ -78,9 +78,7 @@ def _print_report(r: dict[str, Any]) -> None:
             f"({r.get('forecasts_written', 0)} rows), batch {r['batch_id']}; models in {escape(r['model_path'])}",
             soft_wrap=True,
         )
-    gate = r.get("gate")
-    if gate and gate["failed"]:
-        console.print(f"[red]✗ health gate failed[/]: {gate['failed']}")
+    print_gate(r.get("gate"))
 
 
 @train_app.callback()
