@@ -94,3 +94,25 @@ def load_yahoo_zl_bridge(sample_data: Path):
         )
 
     return load
+
+
+@pytest.fixture(scope="session")
+def load_cftc_cot(sample_data: Path):
+    """load(con): the real legacy CFTC export, one row per (contract, report date), into
+    raw_intelligence.cftc_cot, loaded directly."""
+    legacy = sample_data / "legacy_bq" / "forecasting_data_warehouse.cftc_cot.parquet"
+
+    def load(con) -> None:
+        con.execute(
+            f"""
+            INSERT INTO raw_intelligence.cftc_cot BY NAME
+            SELECT report_date, contract_code, CAST(managed_money_long AS BIGINT) AS managed_money_long,
+                   CAST(managed_money_short AS BIGINT) AS managed_money_short,
+                   CAST(commercial_long AS BIGINT) AS commercial_long, CAST(commercial_short AS BIGINT) AS commercial_short,
+                   CAST(open_interest AS BIGINT) AS open_interest, 'cftc' AS source
+            FROM read_parquet('{legacy}')
+            QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
+            """
+        )
+
+    return load

@@ -14,7 +14,6 @@ from cbi_local.cli import app
 from cbi_local.ingest.core import IngestRun, identify
 from data_contracts import columns as catalog
 
-LEGACY = "legacy_bq/forecasting_data_warehouse"
 
 
 def _verdicts(con, fqn: str, **kw) -> dict[tuple[str, str], str]:
@@ -65,19 +64,10 @@ def test_one_timestamp_shared_by_every_row_is_caught(con):
     assert _verdicts(con, "market_data.yahoo_historical")[("not_single_timestamp", "date")] == "fail"
 
 
-def test_placeholder_columns_are_caught_and_real_positions_pass(con, sample_data):
+def test_placeholder_columns_are_caught_and_real_positions_pass(con, load_cftc_cot):
     # Real CFTC rows: commercial positions vary (pass); managed-money columns are all zero in the
     # legacy export (the known defect: fail).
-    con.execute(
-        f"""
-        INSERT INTO raw_intelligence.cftc_cot BY NAME
-        SELECT report_date, contract_code, CAST(managed_money_long AS BIGINT) AS managed_money_long,
-               CAST(commercial_long AS BIGINT) AS commercial_long, CAST(commercial_short AS BIGINT) AS commercial_short,
-               CAST(open_interest AS BIGINT) AS open_interest, 'cftc' AS source
-        FROM read_parquet('{sample_data / LEGACY}.cftc_cot.parquet')
-        QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
-        """
-    )
+    load_cftc_cot(con)
     v = _verdicts(con, "raw_intelligence.cftc_cot")
     assert v[("no_placeholders", "commercial_long")] == "pass"
     assert v[("no_placeholders", "commercial_short")] == "pass"
@@ -282,18 +272,9 @@ def test_one_key_text_counts_like_a_struct(con, sample_data, load_yahoo_zl_bridg
     assert parts == 3
 
 
-def test_a_column_constant_over_a_window_is_a_placeholder(con, sample_data):
+def test_a_column_constant_over_a_window_is_a_placeholder(con, load_cftc_cot):
     # Real CFTC weeks: commercial positions never repeat for 20 reports in a row (pass).
-    con.execute(
-        f"""
-        INSERT INTO raw_intelligence.cftc_cot BY NAME
-        SELECT report_date, contract_code, CAST(commercial_long AS BIGINT) AS commercial_long,
-               CAST(commercial_short AS BIGINT) AS commercial_short, CAST(open_interest AS BIGINT) AS open_interest,
-               'cftc' AS source
-        FROM read_parquet('{sample_data / LEGACY}.cftc_cot.parquet')
-        QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
-        """
-    )
+    load_cftc_cot(con)
     window = ("no_placeholders", "commercial_long")
     runs = [r for r in health.run_health(con, ["raw_intelligence.cftc_cot"]) if (r.rule, r.columns) == window
             and "run of" in r.threshold]

@@ -23,7 +23,6 @@ from data_contracts import to_bigquery
 from sync.bigquery.layout import ensure_layout
 
 PROJECT = f"cbi-parity-{uuid.uuid4().hex[:8]}"  # a project of its own in the shared emulator
-LEGACY = "legacy_bq/forecasting_data_warehouse"
 TODAY = date(2026, 11, 22)
 TABLES = (
     "market_data.yahoo_historical",
@@ -33,20 +32,10 @@ TABLES = (
 )
 
 
-def _load_local(con, sample_data: Path, load_yahoo_zl_bridge) -> None:
+def _load_local(con, sample_data: Path, load_yahoo_zl_bridge, load_cftc_cot) -> None:
     # Real rows.
     load_yahoo_zl_bridge(con)
-    con.execute(
-        f"""
-        INSERT INTO raw_intelligence.cftc_cot BY NAME
-        SELECT report_date, contract_code, CAST(managed_money_long AS BIGINT) AS managed_money_long,
-               CAST(managed_money_short AS BIGINT) AS managed_money_short,
-               CAST(commercial_long AS BIGINT) AS commercial_long, CAST(commercial_short AS BIGINT) AS commercial_short,
-               CAST(open_interest AS BIGINT) AS open_interest, 'cftc' AS source
-        FROM read_parquet('{sample_data / LEGACY}.cftc_cot.parquet')
-        QUALIFY row_number() OVER (PARTITION BY contract_code, report_date) = 1
-        """
-    )
+    load_cftc_cot(con)
     con.execute(
         f"""
         INSERT INTO regimes.regime_calendar (date, regime_name, regime_weight, source)
@@ -84,11 +73,11 @@ def _load_local(con, sample_data: Path, load_yahoo_zl_bridge) -> None:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, sample_data, bq_emulator, load_yahoo_zl_bridge):
+def both(tmp_path_factory, sample_data, bq_emulator, load_yahoo_zl_bridge, load_cftc_cot):
     home = tmp_path_factory.mktemp("parity")
     warehouse.init(home / "warehouse.duckdb")
     con = warehouse.connect(home / "warehouse.duckdb")
-    _load_local(con, sample_data, load_yahoo_zl_bridge)
+    _load_local(con, sample_data, load_yahoo_zl_bridge, load_cftc_cot)
     client = bq_emulator.client(project=PROJECT)
     ensure_layout(client, PROJECT, dc.LOCATION)
     for fqn in TABLES:
