@@ -12,9 +12,10 @@ The canonical text is built column by column, identically in both dialects:
   compare to 1e-6, the same IEEE arithmetic on both sides);
 * DATE: days since 1970-01-01; TIMESTAMP/DATETIME: microseconds since the epoch;
 * STRUCT: its leaf fields, recursively; NULL: `n`.
-
-REPEATED columns are not fingerprinted (BigQuery and DuckDB serialise arrays differently);
-a contract with one is reported as not comparable by value (counts and keys still are).
+* REPEATED: `<count>[<element>,<element>...]` in array order, each element's text built by the
+  rules above (a STRUCT element: its leaves joined by `|`); an empty or NULL array is `n`, as
+  BigQuery stores no NULL arrays. Each dialect builds it itself (BigQuery: STRING_AGG over
+  UNNEST WITH OFFSET; DuckDB: list_transform), so arrays never cross the network either.
 
 Partition ids are integers: YYYYMMDD (DAY), YYYYMM (MONTH), YYYY (YEAR) of the partition
 column's UTC date, 0 for an unpartitioned table, as BigQuery partitions them.
@@ -23,7 +24,7 @@ column's UTC date, 0 for an unpartitioned table, as BigQuery partitions them.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from data_contracts.model import Column, Contract
 from data_contracts.to_duckdb import quote as dq
@@ -44,18 +45,13 @@ def bq_table(project: str, dataset: str, table: str) -> str:
 
 # --- canonical text of one value -----------------------------------------------------------
 
-def _leaves(col: Column, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Column]]:
-    here = (*path, col.name)
-    if col.mode == "REPEATED":
-        return []
-    if col.type == "STRUCT":
-        return [leaf for f in col.fields for leaf in _leaves(f, here)]
-    return [(here, col)]
-
-
 def comparable(contract: Contract) -> bool:
-    """False when a column cannot be fingerprinted by value (a REPEATED column)."""
-    return not any(c.mode == "REPEATED" for c in contract.columns)
+    """True when every column's type has a canonical text (all the contracts' types have one)."""
+
+    def ok(col: Column) -> bool:
+        return all(ok(f) for f in col.fields) if col.type == "STRUCT" else col.type in _VALUE_SQL
+
+    return all(ok(c) for c in contract.columns)
 
 
 # Canonical text of a value `{r}` per type, as (BigQuery, DuckDB) SQL: one row per rule of the
@@ -82,21 +78,40 @@ def _value(ref: str, col: Column, engine: str) -> str:
     return (bq if engine == "bigquery" else dk).format(r=ref)
 
 
-def _row_text(contract: Contract, columns: list[str], engine: str, alias: str) -> str:
-    parts = []
-    for name in columns:
-        for path, col in _leaves(contract.column(name)):
-            if engine == "bigquery":
-                ref = ".".join([alias, *(bq_quote(p) for p in path)])
-                parts.append(f"IFNULL({_value(ref, col, engine)}, 'n')")
-            else:
-                ref = alias + "." + ".".join(dq(p) for p in path)
-                parts.append(f"coalesce({_value(ref, col, engine)}, 'n')")
-    if not parts:
-        raise ValueError(f"{contract.fqn}: no fingerprintable columns")
+def _texts(col: Column, ref: str, engine: str) -> list[str]:
+    """Canonical texts (never NULL) of the value `ref` of `col`: one per leaf, one per array."""
+    null = "IFNULL({}, 'n')" if engine == "bigquery" else "coalesce({}, 'n')"
+    if col.mode == "REPEATED":
+        return [null.format(_array(col, ref, engine))]
+    if col.type == "STRUCT":
+        field = (lambda n: f"{ref}.{bq_quote(n)}") if engine == "bigquery" else (lambda n: f"{ref}.{dq(n)}")
+        return [t for f in col.fields for t in _texts(f, field(f.name), engine)]
+    return [null.format(_value(ref, col, engine))]
+
+
+def _array(col: Column, ref: str, engine: str) -> str:
+    """`<count>[e1,e2...]` of a REPEATED value in array order; NULL when empty or NULL."""
+    e = "_fp_e"  # the element's alias: a name no contract spells
+    element = _join(_texts(replace(col, mode="NULLABLE"), e, engine), engine)
+    if engine == "bigquery":
+        return (f"(SELECT CONCAT(CAST(COUNT(*) AS STRING), '[', STRING_AGG({element}, ',' ORDER BY _fp_o), ']') "
+                f"FROM UNNEST({ref}) AS {e} WITH OFFSET AS _fp_o)")
+    return (f"CASE WHEN len({ref}) > 0 THEN CAST(len({ref}) AS VARCHAR) || '[' || "
+            f"array_to_string(list_transform({ref}, lambda {e}: {element}), ',') || ']' END")
+
+
+def _join(parts: list[str], engine: str) -> str:
     if engine == "bigquery":
         return "CONCAT(" + ", '|', ".join(parts) + ")"
     return "(" + " || '|' || ".join(parts) + ")"
+
+
+def _row_text(contract: Contract, columns: list[str], engine: str, alias: str) -> str:
+    quote = bq_quote if engine == "bigquery" else dq
+    parts = [t for name in columns for t in _texts(contract.column(name), f"{alias}.{quote(name)}", engine)]
+    if not parts:
+        raise ValueError(f"{contract.fqn}: no fingerprintable columns")
+    return _join(parts, engine)
 
 
 def content_columns(contract: Contract) -> list[str]:

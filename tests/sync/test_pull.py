@@ -8,11 +8,14 @@ band the way a cloud job's correction would change it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import data_contracts as dc
 from cbi_local import warehouse
+from cbi_local.features import build_features
+from cbi_local.training import TrainOptions, train
 from data_contracts import to_bigquery
 from data_contracts.to_duckdb import table_ref
 from sync.bigquery.client import make_client
@@ -149,3 +152,31 @@ def test_after_a_push_local_equals_bigquery(registry_template, tmp_path, make_se
     result = run_cli(s, "sync", "diff", "regimes.regime_calendar", "regimes.regime_weights")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "regimes.regime_calendar" in result.stdout
+
+
+RUNS = "training.model_runs"
+
+
+@pytest.fixture(scope="module")
+def trained_template(sample_template, tmp_path_factory) -> Path:
+    """The sample warehouse plus real model runs: the research ZL matrix, trained at one horizon."""
+    home = copy_home(sample_template, tmp_path_factory.mktemp("sync-trained"))
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as con:
+        assert build_features(con, ["ZL"], "yahoo_historical").ok
+        report = train(con, home, TrainOptions(horizons=["1w"], matrix_source="yahoo_historical"))
+    assert report["horizons"], report
+    return home / "warehouse.duckdb"
+
+
+def test_model_runs_are_compared_by_value_arrays_included(trained_template, tmp_path, make_settings, client):
+    s = make_settings(copy_home(trained_template, tmp_path / "home"))
+    seed(s, client, RUNS, tmp_path)
+    # Both engines build the same canonical text of the REPEATED columns (feature names, per-fold
+    # metrics, feature importance), so the runs compare equal by value, not by key alone.
+    d = _diff(s, [RUNS])[RUNS]
+    assert d.comparable and d.ok and d.count("equal") == 1, d.as_dict()
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        # Same run, same keys, same counts: only the order of one array changes.
+        con.execute(f"UPDATE {RUNS} SET feature_importance = list_reverse(feature_importance)")
+    d = _diff(s, [RUNS])[RUNS]
+    assert d.count("differ") == 1 and d.partitions[0].local_rows == d.partitions[0].bigquery_rows, d.as_dict()
