@@ -6,9 +6,9 @@ See build.py for the rules.
 """
 
 from .build import SOURCES, FeaturesError, FeaturesReport, build_features
-from .export import FLAT_VIEW, export, flat_columns, flat_select_sql, flat_view_sql
+from .export import FLAT_VIEW, export, flat_columns, flat_select_sql
 
 __all__ = [
     "SOURCES", "FLAT_VIEW", "FeaturesError", "FeaturesReport", "build_features", "export",
-    "flat_columns", "flat_select_sql", "flat_view_sql",
+    "flat_columns", "flat_select_sql",
 ]

@@ -23,30 +23,17 @@ from data_contracts.tables.features import vw_daily_ml_flat as VIEW
 MATRIX = dc.get(VIEW.source)
 FLAT_VIEW = VIEW.name
 FORMATS = ("parquet",)
-__all__ = ["FLAT_VIEW", "FORMATS", "MATRIX", "SEP", "export", "flat_columns", "flat_select_sql", "flat_view_sql"]
+__all__ = ["FLAT_VIEW", "FORMATS", "MATRIX", "SEP", "export", "flat_columns", "flat_select_sql"]
 
 
 def flat_columns(contract: Contract = MATRIX) -> list[tuple[tuple[str, ...], str]]:
-    """(path, flat name) per output column, in contract order."""
+    """(path, flat name) per output column of the matrix's flat view, in contract order."""
     return _flat_columns(contract)
 
 
-def flat_select_sql(contract: Contract = MATRIX, dialect: str = "duckdb", table: str | None = None) -> str:
-    if dialect == "duckdb" and table is None:
-        return to_duckdb.flat_select(contract)
-    q = to_duckdb.quote if dialect == "duckdb" else (lambda n: f"`{n}`")
-    src = table or (to_duckdb.table_ref(contract) if dialect == "duckdb" else f"`{contract.dataset}.{contract.table}`")
-    cols = ",\n  ".join(f"{'.'.join(q(p) for p in path)} AS {q(name)}" for path, name in flat_columns(contract))
-    return f"SELECT\n  {cols}\nFROM {src}"
-
-
-def flat_view_sql(contract: Contract = MATRIX, dialect: str = "duckdb", project: str | None = None) -> str:
-    """CREATE OR REPLACE VIEW features.vw_daily_ml_flat (DuckDB, or BigQuery with `project`)."""
-    if dialect == "duckdb":
-        return to_duckdb.create_view(VIEW, contract)
-    table = f"`{project}.{contract.dataset}.{contract.table}`"
-    return (f"CREATE OR REPLACE VIEW `{project}.{VIEW.dataset}.{VIEW.name}` AS\n"
-            f"{flat_select_sql(contract, 'bigquery', table)}")
+def flat_select_sql(contract: Contract = MATRIX) -> str:
+    """The flat view's SELECT, usable on a read-only warehouse (no view needed)."""
+    return to_duckdb.flat_select(contract)
 
 
 def export(
@@ -66,9 +53,9 @@ def export(
         params["symbols"] = symbols
     inner = f"SELECT * FROM ({flat_select_sql()}) AS f" + (f" WHERE {' AND '.join(where)}" if where else "")
     inner += " ORDER BY matrix_source, symbol, date"
-    n = con.execute(f"SELECT COUNT(*) FROM ({inner})", params).fetchall()[0][0]
     out.parent.mkdir(parents=True, exist_ok=True)
     path = str(out).replace("'", "''")
-    con.execute(f"COPY ({inner}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)", params)
+    # COPY returns the rows it wrote: no second (sorted) pass to count them
+    n = con.execute(f"COPY ({inner}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)", params).fetchall()[0][0]
     return {"path": str(out), "format": fmt, "rows": n, "columns": [name for _, name in flat_columns()],
             "matrix_source": source, "symbols": symbols}
