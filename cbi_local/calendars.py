@@ -403,7 +403,7 @@ def _roots_list(root_or_roots: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _labelled(tbl: pa.Table, schema: pa.Schema, **labels: str) -> pa.Table:
-    cols = {name: pa.array([value] * tbl.num_rows, pa.string()) for name, value in labels.items()}
+    cols = {name: pa.repeat(pa.scalar(value, pa.string()), tbl.num_rows) for name, value in labels.items()}
     return pa.table([cols[f.name] if f.name in cols else tbl.column(f.name) for f in schema], schema=schema)
 
 
