@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 import data_contracts as dc
 
@@ -165,16 +164,12 @@ def mapping_rows(result: dict, stype_in: str | None, stype_out: str | None, d0: 
 def _insert_map(con: duckdb.DuckDBPyConnection, folder: Path, rows: list[tuple]) -> None:
     if not rows:
         return
-    frame = pd.DataFrame(rows, columns=["instrument_id", "d0", "d1", "symbol"])
-    frame.insert(0, "folder", str(folder))
-    con.register("_dbn_map_src", frame)
-    try:
-        con.execute(
-            "INSERT INTO _dbn_map SELECT DISTINCT folder, instrument_id, CAST(d0 AS DATE), CAST(d1 AS DATE), symbol "
-            "FROM _dbn_map_src"
-        )
-    finally:
-        con.unregister("_dbn_map_src")
+    iid, d0, d1, symbol = (list(c) for c in zip(*rows))
+    con.execute(
+        "INSERT INTO _dbn_map SELECT DISTINCT $folder, unnest($iid), CAST(unnest($d0) AS DATE), "
+        "CAST(unnest($d1) AS DATE), unnest($symbol)",
+        {"folder": str(folder), "iid": iid, "d0": d0, "d1": d1, "symbol": symbol},
+    )
 
 
 def load_symbology_json(con: duckdb.DuckDBPyConnection, path: Path) -> int:
@@ -221,21 +216,20 @@ class _Loader:
         self.con, self.run, self.say = con, run, say
         self.ids: dict[Path, FileIdentity] = {}
         self.sizes: dict[Path, int] = {}
-        self.hashing: dict[Path, Future[FileIdentity]] = {}  # new files, hashed in the background
+        self.hashing: Future[list[FileIdentity]] | None = None  # new files, hashed in the background
         self.errored: set[Path] = set()
 
     def fid(self, path: Path) -> FileIdentity:
-        """The identity of a file; a file still hashing in the background is waited for and planned."""
+        """The identity of a file; a file still hashing in the background is waited for (with the rest)."""
         if path not in self.ids:
-            fid = self.hashing.pop(path).result()
-            self.run.plan([fid])
-            self.ids[path] = fid
+            self.all_hashed()
         return self.ids[path]
 
     def all_hashed(self) -> None:
         """Wait for the background hashing and plan those files (one manifest query)."""
-        fids = [f.result() for f in self.hashing.values()]
-        self.hashing.clear()
+        if self.hashing is None:
+            return
+        fids, self.hashing = self.hashing.result(), None
         if fids:
             self.run.plan(fids)
             self.ids.update((f.path, f) for f in fids)
@@ -264,12 +258,11 @@ class _Loader:
         new = [f for f in files if str(f.path) not in known]
         if new:
             self.say(f"databento: {len(new)} new file(s), hashed while they are read")
+        for f in new:
+            self.sizes[f.path] = f.path.stat().st_size
         with ThreadPoolExecutor(max_workers=1) as hasher:
-            for f in new:
-                self.sizes[f.path] = f.path.stat().st_size
-                self.hashing[f.path] = hasher.submit(
-                    identify, f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True
-                )
+            # One task for all: a future per file costs the main thread a GIL hand-over each.
+            self.hashing = hasher.submit(_identify_all, new)
             try:
                 self._load([f for f in files if f.path in self.sizes])
             finally:
@@ -435,6 +428,10 @@ class _Loader:
             except rd.DbnUnreadable as exc:
                 self.con.execute(f"DELETE FROM {TYPED} WHERE source_file = ?", [str(f.path)])
                 self.error(f.path, "parse_error", str(exc), table)
+
+
+def _identify_all(files: list[DatabentoFile]) -> list[FileIdentity]:
+    return [identify(f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True) for f in files]
 
 
 def root_of(symbol: str | None) -> str | None:
