@@ -20,10 +20,12 @@ DuckDB reads them, since they are loaded whatever their hash).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +210,22 @@ def ingest_databento(
     con: duckdb.DuckDBPyConnection, paths: list[Path], run: IngestRun, progress: Progress | None = None
 ) -> None:
     """Load Databento files/folders into the warehouse through `run` (the caller finishes it)."""
-    _Loader(con, run, progress or (lambda *_: None)).load(paths)
+    with _gc_paused():
+        _Loader(con, run, progress or (lambda *_: None)).load(paths)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off while thousands of files are bookkept: their Paths, identities and
+    counts form no cycles (reference counting frees them), yet they trigger collections that
+    each walk every object the process holds (DuckDB, Arrow, pandas: ~40 ms a full pass)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class _Loader:
