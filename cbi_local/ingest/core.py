@@ -223,6 +223,7 @@ class IngestRun:
         finally:
             self._drop_input(rel)
             con.execute("DROP TABLE IF EXISTS _cbi_stage")
+            con.execute("DROP TABLE IF EXISTS _cbi_files")
         if contract.fqn not in self.tables:
             self.tables.append(contract.fqn)
         for path, c in counts.items():
@@ -274,11 +275,11 @@ class IngestRun:
             CREATE TEMP TABLE _cbi_stage AS
             WITH typed AS (
                 SELECT {", ".join(select)},
-                       i.source_file, CAST(i.record_number AS BIGINT) AS record_number,
+                       i.source_file, f.file_sha256 AS _file_sha256, CAST(i.record_number AS BIGINT) AS record_number,
                        coalesce({reader_rule}, {cast_rule}) AS _r0,
                        coalesce({reader_reason}, {cast_reason}) AS _rs0,
                        {pre_dup} AS _dup{originals}
-                FROM {_SRC} i
+                FROM {_SRC} i LEFT JOIN _cbi_files f ON f.source_file = i.source_file
             )
             SELECT * EXCLUDE (_r0, _rs0, _r1),
                    coalesce(_r0, _r1) AS _rule,
@@ -293,7 +294,13 @@ class IngestRun:
     def _stage_in_transaction(self, contract: Contract, in_cols: dict[str, str], files: list[FileIdentity]) -> dict[str, FileCounts]:
         con = self.con
         target = table_ref(contract)
-        # 1. The stage, built before anything below changes the tables the input may read.
+        # 1. The stage, built before anything below changes the tables the input may read. Each
+        #    row's file_sha256 (lineage comes from the file identity, never from the input) is
+        #    joined here, in the parallel build, not in the final insert.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _cbi_files AS SELECT DISTINCT unnest($p) AS source_file, unnest($h) AS file_sha256",
+            {"p": [str(f.path) for f in files], "h": [f.sha256 for f in files]},
+        )
         payload = self._build_stage(contract, in_cols)
 
         # 2. Replace exactly the rows of files whose content changed since they were loaded.
@@ -374,27 +381,20 @@ class IngestRun:
         )
 
         # 5. Quarantine (the payload is the input row as it came, built only for rejects), then load.
-        #    Lineage comes from the file identity, never from the input.
-        con.register(
-            "_cbi_files_src",
-            pa.table({"source_file": [str(f.path) for f in files], "file_sha256": [f.sha256 for f in files]}),
-        )
-        con.execute("CREATE OR REPLACE TEMP TABLE _cbi_files AS SELECT * FROM _cbi_files_src")
-        con.unregister("_cbi_files_src")
         now = _now()
         con.execute(
             f"""
             INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
                    file_sha256, record_number, rule, reason, payload, status)
-            SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, s.source_file, f.file_sha256, s.record_number, s._rule,
+            SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, s.source_file, s._file_sha256, s.record_number, s._rule,
                    s.source_file || ':' || coalesce(CAST(s.record_number AS VARCHAR), '?') || ' ' || s._rule || ': ' || coalesce(s._reason, ''),
                    CAST({payload} AS VARCHAR), 'held'
-            FROM _cbi_stage s LEFT JOIN _cbi_files f ON f.source_file = s.source_file
+            FROM _cbi_stage s
             WHERE s._rule IS NOT NULL
             """,
             [now, self.batch_id, contract.fqn],
         )
-        lineage = {"file_sha256": "f.file_sha256", "batch_id": "$batch_id", "ingested_at": "$now"}
+        lineage = {"file_sha256": "s._file_sha256", "batch_id": "$batch_id", "ingested_at": "$now"}
         out = [
             f"{lineage[c.name]} AS {quote(c.name)}" if c.name in lineage else f"s.{quote(c.name)}"
             for c in contract.columns
@@ -403,7 +403,7 @@ class IngestRun:
             f"""
             INSERT INTO {target} BY NAME
             SELECT {", ".join(out)}
-            FROM _cbi_stage s JOIN _cbi_files f USING (source_file)
+            FROM _cbi_stage s
             WHERE s._rule IS NULL AND NOT s._dup
             """,
             {"batch_id": self.batch_id, "now": now},
@@ -422,7 +422,6 @@ class IngestRun:
         strays = [(r[0],) for r in rows if r[0] not in passed]
         if strays:
             raise ValueError(f"staged rows name files that were not passed to stage(): {strays[:3]}")
-        con.execute("DROP TABLE _cbi_files")
         return {r[0]: FileCounts(r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- file-level failures -------------------------------------------------------------
