@@ -234,19 +234,26 @@ class _Loader:
         self.ids: dict[Path, FileIdentity] = {}
         self.sizes: dict[Path, int] = {}
         self.hashing: Future[list[FileIdentity]] | None = None  # new files, hashed in the background
+        self.unhashed: dict[Path, DatabentoFile] = {}  # new files that task has not handed over yet
         self.errored: set[Path] = set()
 
     def fid(self, path: Path) -> FileIdentity:
-        """The identity of a file; a file still hashing in the background is waited for (with the rest)."""
+        """The identity of a file. A new file the background task has not handed over yet is hashed
+        here, alone: an error or skip found before the scan must not wait for all the others."""
         if path not in self.ids:
-            self.all_hashed()
+            f = self.unhashed.pop(path)
+            fid = identify(path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True)
+            self.run.plan([fid])
+            self.ids[path] = fid
         return self.ids[path]
 
     def all_hashed(self) -> None:
         """Wait for the background hashing and plan those files (one manifest query)."""
         if self.hashing is None:
             return
-        fids, self.hashing = self.hashing.result(), None
+        fids = [f for f in self.hashing.result() if f.path not in self.ids]
+        self.hashing = None
+        self.unhashed.clear()
         if fids:
             self.run.plan(fids)
             self.ids.update((f.path, f) for f in fids)
@@ -280,6 +287,7 @@ class _Loader:
         with ThreadPoolExecutor(max_workers=1) as hasher:
             # One task for all: a future per file costs the main thread a GIL hand-over each.
             self.hashing = hasher.submit(_identify_all, new)
+            self.unhashed = {f.path: f for f in new}
             try:
                 self._load([f for f in files if f.path in self.sizes])
             finally:
