@@ -234,15 +234,14 @@ class _Loader:
         self.ids: dict[Path, FileIdentity] = {}
         self.sizes: dict[Path, int] = {}
         self.hashing: Future[list[FileIdentity]] | None = None  # new files, hashed in the background
-        self.unhashed: dict[Path, DatabentoFile] = {}  # new files that task has not handed over yet
+        self.found: dict[Path, DatabentoFile] = {}
         self.errored: set[Path] = set()
 
     def fid(self, path: Path) -> FileIdentity:
         """The identity of a file. A new file the background task has not handed over yet is hashed
         here, alone: an error or skip found before the scan must not wait for all the others."""
         if path not in self.ids:
-            f = self.unhashed.pop(path)
-            fid = identify(path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True)
+            fid = _identify(self.found[path])
             self.run.plan([fid])
             self.ids[path] = fid
         return self.ids[path]
@@ -253,7 +252,6 @@ class _Loader:
             return
         fids = [f for f in self.hashing.result() if f.path not in self.ids]
         self.hashing = None
-        self.unhashed.clear()
         if fids:
             self.run.plan(fids)
             self.ids.update((f.path, f) for f in fids)
@@ -266,13 +264,14 @@ class _Loader:
 
     def load(self, paths: list[Path]) -> None:
         files = discover(paths)
+        self.found = {f.path: f for f in files}
         # Files the manifest knows are hashed first: an unchanged one is skipped. Every other file
         # is new, so it is read whatever its hash: those are hashed on a background thread while
         # DuckDB reads them (one thread: thousands of small files hash fastest serially).
         known = self.run.known_paths([str(f.path) for f in files])
         old = [f for f in files if str(f.path) in known]
         for i, f in enumerate(old, 1):
-            self.ids[f.path] = identify(f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True)
+            self.ids[f.path] = _identify(f)
             if i % 250 == 0 or i == len(old):
                 self.say("databento: hashing files", i, len(old))
         todo, unchanged = self.run.plan([self.ids[f.path] for f in old])
@@ -286,8 +285,7 @@ class _Loader:
             self.sizes[f.path] = f.path.stat().st_size
         with ThreadPoolExecutor(max_workers=1) as hasher:
             # One task for all: a future per file costs the main thread a GIL hand-over each.
-            self.hashing = hasher.submit(_identify_all, new)
-            self.unhashed = {f.path: f for f in new}
+            self.hashing = hasher.submit(lambda: [_identify(f) for f in new])
             try:
                 self._load([f for f in files if f.path in self.sizes])
             finally:
@@ -455,8 +453,8 @@ class _Loader:
                 self.error(f.path, "parse_error", str(exc), table)
 
 
-def _identify_all(files: list[DatabentoFile]) -> list[FileIdentity]:
-    return [identify(f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True) for f in files]
+def _identify(f: DatabentoFile) -> FileIdentity:
+    return identify(f.path, f.record_schema or "unknown", f.encoding or "unknown", resolved=True)
 
 
 def root_of(symbol: str | None) -> str | None:
