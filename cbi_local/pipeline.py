@@ -33,6 +33,8 @@ def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any
     report["batch"] = summary.as_dict()
     report["gate"] = health.validate_batch(con, summary.batch_id) if summary.status == "validated" else None
     gate_ok = not (report["gate"] and report["gate"]["failed"])
+    if not gate_ok:
+        report["batch"]["status"] = "failed_validation"  # as the gate recorded it in ops.batches
     if gate_ok and CONTINUOUS_INPUTS & set(summary.tables):
         cont = build_continuous(con, batch_id=summary.batch_id)
         report["continuous"] = cont.as_dict()

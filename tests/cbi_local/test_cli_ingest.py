@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cbi_local import warehouse
@@ -52,6 +53,31 @@ def test_ingest_fred_and_registry_then_nothing_on_rerun(home: Path, sample_data:
     assert t["rows_read"] == t["rows_loaded"] > 80_000
     code, again = _json("ingest", str(sample_data / "fred"), str(sample_data / "registry"), "--home", str(home))
     assert code == 0 and again["batch"]["status"] == "empty"
+
+
+def test_a_batch_failing_the_health_gate_is_held_back_and_the_cli_says_so(home: Path, sample_data: Path, tmp_path: Path):
+    # Crafted bad input: the real registry cut to two regimes. Every row is valid, so only the
+    # batch-level gate can catch it: a training calendar needs at least 7 distinct regimes.
+    regimes = yaml.safe_load((sample_data / "registry" / "regime_weights.yaml").read_text())["regimes"]
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    kept = {k: regimes[k] for k in ("covid_shock_2020", "baseline")}
+    (registry / "regime_weights.yaml").write_text(yaml.safe_dump({"regimes": kept}))
+
+    result = runner.invoke(app, ["ingest", str(registry), "--home", str(home)])
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.stdout.split())
+    assert "(failed_validation)" in out
+    assert "✗ health gate failed" in out and "regimes.regime_calendar" in out and "min_distinct" in out
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        status, loaded = con.execute("SELECT status, rows_loaded FROM ops.batches WHERE kind = 'ingest'").fetchall()[0]
+        calendar = con.execute("SELECT count(*) FROM regimes.regime_calendar").fetchone()[0]
+        held = con.execute(
+            "SELECT count(*) FROM monitoring.quarantine WHERE table_name = 'regimes.regime_calendar' AND rule = 'min_distinct'"
+        ).fetchone()[0]
+    assert status == "failed_validation" and calendar == 0
+    assert held > 0 and f"{held:,} rows held back" in out
+    assert loaded >= held  # rows were loaded, then moved out by the gate: none is lost
 
 
 def test_ingest_names_what_it_cannot_read(home: Path, sample_data: Path, tmp_path: Path):
