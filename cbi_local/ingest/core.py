@@ -354,7 +354,8 @@ class IngestRun:
         con.execute("DROP TABLE _cbi_dupkeys")
 
         # 4. Against the table: same key and same values is a duplicate, other values a conflict.
-        #    Only the key range being loaded is read back (zone maps prune the rest).
+        #    Only the key range being loaded is read back (zone maps prune the rest); each side's
+        #    row hash is computed once, for the rows whose key is already loaded.
         prune, params = "", []
         if contract.partition:
             pcol = quote(contract.partition.column)
@@ -363,19 +364,18 @@ class IngestRun:
         con.execute(
             f"""
             UPDATE _cbi_stage s SET
-                _dup = CASE WHEN e._existing_hash = {row_hash.format(a="s.")} THEN true ELSE s._dup END,
-                _rule = CASE WHEN e._existing_hash <> {row_hash.format(a="s.")} THEN 'unique_key' ELSE s._rule END,
-                _reason = CASE WHEN e._existing_hash <> {row_hash.format(a="s.")}
+                _dup = CASE WHEN e._same THEN true ELSE s._dup END,
+                _rule = CASE WHEN NOT e._same THEN 'unique_key' ELSE s._rule END,
+                _reason = CASE WHEN NOT e._same
                           THEN 'primary key already loaded from ' || coalesce(e._existing_file, 'another batch') || ' with different values'
                           ELSE s._reason END
             FROM (
-                SELECT {", ".join("t." + k for k in pk)}, {row_hash.format(a="t.")} AS _existing_hash, t.source_file AS _existing_file
-                FROM {target} t
-                SEMI JOIN (SELECT {pk_list} FROM _cbi_stage WHERE _rule IS NULL AND NOT _dup) k
-                     ON {" AND ".join(f"t.{k} = k.{k}" for k in pk)}
-                WHERE true {prune}
+                SELECT k.rowid AS _rid, {row_hash.format(a="k.")} = {row_hash.format(a="t.")} AS _same,
+                       t.source_file AS _existing_file
+                FROM _cbi_stage k JOIN {target} t ON {" AND ".join(f"t.{c} = k.{c}" for c in pk)}
+                WHERE k._rule IS NULL AND NOT k._dup {prune}
             ) e
-            WHERE s._rule IS NULL AND NOT s._dup AND {" AND ".join(f"s.{k} = e.{k}" for k in pk)}
+            WHERE s.rowid = e._rid
             """,
             params,
         )
