@@ -61,6 +61,7 @@ import data_contracts as dc
 from data_contracts import to_duckdb
 
 from . import calendars
+from .warehouse import transaction
 
 BARS_1H = dc.get("market_data.databento_futures_ohlcv_1h")
 BARS_1D = dc.get("market_data.databento_futures_ohlcv_1d")
@@ -325,29 +326,25 @@ def build_continuous(
     cols = ", ".join(to_duckdb.quote(c) for c in CONTINUOUS.column_names)
     params = {"roots": roots}
     try:
-        con.execute("BEGIN")
-        con.execute(_yahoo_candidates_sql(), params)
-        _register_sessions(con, roots)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_cont_h AS {_assigned_bars_sql(BARS_1H)}", params)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_cont_d AS {_assigned_bars_sql(BARS_1D)}", params)
-        con.execute(_DAILY_SQL)
-        con.execute(_FRONT_SQL)
-        con.execute(_NEW_ROWS_SQL, {"batch_id": batch_id})
-        scope = "list_contains($roots, t.root)"
-        report.deleted = con.execute(
-            f"DELETE FROM {target} AS t WHERE {scope} AND NOT EXISTS "
-            f"(SELECT 1 FROM _cbi_cont_new AS n WHERE {_same_content('n', 't')})",
-            params,
-        ).fetchall()[0][0]
-        report.inserted = con.execute(
-            f"INSERT INTO {target} ({cols}) SELECT {', '.join('n.' + to_duckdb.quote(c) for c in CONTINUOUS.column_names)} "
-            f"FROM _cbi_cont_new AS n WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {_same_content('n', 't')})"
-        ).fetchall()[0][0]
-        _fill_report(con, report)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute(_yahoo_candidates_sql(), params)
+            _register_sessions(con, roots)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_cont_h AS {_assigned_bars_sql(BARS_1H)}", params)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_cont_d AS {_assigned_bars_sql(BARS_1D)}", params)
+            con.execute(_DAILY_SQL)
+            con.execute(_FRONT_SQL)
+            con.execute(_NEW_ROWS_SQL, {"batch_id": batch_id})
+            scope = "list_contains($roots, t.root)"
+            report.deleted = con.execute(
+                f"DELETE FROM {target} AS t WHERE {scope} AND NOT EXISTS "
+                f"(SELECT 1 FROM _cbi_cont_new AS n WHERE {_same_content('n', 't')})",
+                params,
+            ).fetchall()[0][0]
+            report.inserted = con.execute(
+                f"INSERT INTO {target} ({cols}) SELECT {', '.join('n.' + to_duckdb.quote(c) for c in CONTINUOUS.column_names)} "
+                f"FROM _cbi_cont_new AS n WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {_same_content('n', 't')})"
+            ).fetchall()[0][0]
+            _fill_report(con, report)
     finally:
         for t in _TEMPS:
             con.execute(f"DROP TABLE IF EXISTS temp.{t}")

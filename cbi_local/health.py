@@ -32,6 +32,7 @@ from data_contracts.model import Contract
 from data_contracts.to_duckdb import table_ref
 
 from .rules_sql import _ref, row_checks
+from .warehouse import transaction
 
 SAMPLE_LIMIT = 5
 
@@ -482,15 +483,10 @@ def record_on_demand(con: duckdb.DuckDBPyConnection, results: list[CheckResult],
     now = datetime.now(timezone.utc)
     batch_id = f"health-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     failed = len(failures(results))
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         record_results(con, results, batch_id, engine="duckdb")
         record_validated(con, batch_id, now, "health", ["monitoring.health_checks"], len(results), len(results),
                          f"cbi health: {len(results)} checks, {failed} failed")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return batch_id
 
 

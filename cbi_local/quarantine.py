@@ -17,6 +17,7 @@ import data_contracts as dc
 from data_contracts.to_duckdb import quote, table_ref
 
 from .ingest.core import FileIdentity, IngestRun
+from .warehouse import transaction
 
 
 def summary(con: duckdb.DuckDBPyConnection, status: str | None = "held") -> list[dict[str, Any]]:
@@ -123,27 +124,26 @@ def quarantine_batch(con: duckdb.DuckDBPyConnection, batch_id: str, failed: dict
     `failed` maps table -> failed rule names. The batch is marked failed_validation."""
     moved = 0
     now = datetime.now(timezone.utc)
-    con.execute("BEGIN")
-    for fqn, rules in failed.items():
-        contract = dc.get(fqn)
-        rule = rules[0]
-        reason = f"batch {batch_id} failed blocking rule(s) {', '.join(rules)} on {fqn}"
-        n = con.execute(f"SELECT COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
+    with transaction(con):
+        for fqn, rules in failed.items():
+            contract = dc.get(fqn)
+            rule = rules[0]
+            reason = f"batch {batch_id} failed blocking rule(s) {', '.join(rules)} on {fqn}"
+            n = con.execute(f"SELECT COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
+            con.execute(
+                f"""
+                INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
+                       file_sha256, record_number, rule, reason, payload, status)
+                SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, {"t.source_file" if "source_file" in contract.column_names else "NULL"},
+                       {"t.file_sha256" if "file_sha256" in contract.column_names else "NULL"}, NULL, ?, ?, CAST(to_json(t) AS VARCHAR), 'held'
+                FROM {table_ref(contract)} t WHERE t.batch_id = ?
+                """,
+                [now, batch_id, fqn, rule, reason, batch_id],
+            )
+            con.execute(f"DELETE FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id])
+            moved += n
         con.execute(
-            f"""
-            INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
-                   file_sha256, record_number, rule, reason, payload, status)
-            SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, {"t.source_file" if "source_file" in contract.column_names else "NULL"},
-                   {"t.file_sha256" if "file_sha256" in contract.column_names else "NULL"}, NULL, ?, ?, CAST(to_json(t) AS VARCHAR), 'held'
-            FROM {table_ref(contract)} t WHERE t.batch_id = ?
-            """,
-            [now, batch_id, fqn, rule, reason, batch_id],
+            "UPDATE ops.batches SET status = 'failed_validation', error = ? WHERE batch_id = ?",
+            ["; ".join(f"{t}: {', '.join(r)}" for t, r in failed.items()), batch_id],
         )
-        con.execute(f"DELETE FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id])
-        moved += n
-    con.execute(
-        "UPDATE ops.batches SET status = 'failed_validation', error = ? WHERE batch_id = ?",
-        ["; ".join(f"{t}: {', '.join(r)}" for t, r in failed.items()), batch_id],
-    )
-    con.execute("COMMIT")
     return moved

@@ -57,6 +57,19 @@ def open_warehouse(path: Path, read_only: bool = False, create: bool = False) ->
         con.close()
 
 
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: committed when the block ends, rolled back when it raises, so a failed
+    step never leaves the connection inside a half-done transaction."""
+    con.execute("BEGIN")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 @dataclass
 class InitReport:
     path: Path
@@ -103,8 +116,7 @@ def _add_missing_struct_fields(
 def init(path: Path) -> InitReport:
     """Create or migrate the warehouse at `path` (idempotent)."""
     report = InitReport(path)
-    with open_warehouse(path, create=True) as con:
-        con.execute("BEGIN")
+    with open_warehouse(path, create=True) as con, transaction(con):
         schemas = {r[0] for r in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
         for dataset in dc.DATASETS:
             if dataset not in schemas:
@@ -128,7 +140,6 @@ def init(path: Path) -> InitReport:
                 elif col.type == "STRUCT":
                     _add_missing_struct_fields(con, contract, col, report)
         _ensure_views(con, report)
-        con.execute("COMMIT")
     return report
 
 

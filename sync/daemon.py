@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cbi_local.config import Settings
+from cbi_local.warehouse import transaction
 
 from .journal import now, redact, sync_lock
 from .retry import Offline, is_transient
@@ -153,14 +154,13 @@ class Daemon:
     def heartbeat(self, con, result: CycleResult) -> None:
         host, pid = socket.gethostname(), os.getpid()
         status = "ok" if result.ok else ("offline" if result.offline else "error")
-        con.execute("BEGIN")
-        con.execute("DELETE FROM ops.daemon_heartbeat WHERE hostname = ? AND process_id = ?", [host, pid])
-        con.execute(
-            "INSERT INTO ops.daemon_heartbeat (hostname, process_id, started_at, heartbeat_at, cycle_count, status, message, error) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [host, pid, self.started_at, now(), self.cycles, status, result.message(), result.error],
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("DELETE FROM ops.daemon_heartbeat WHERE hostname = ? AND process_id = ?", [host, pid])
+            con.execute(
+                "INSERT INTO ops.daemon_heartbeat (hostname, process_id, started_at, heartbeat_at, cycle_count, status, message, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [host, pid, self.started_at, now(), self.cycles, status, result.message(), result.error],
+            )
 
     def next_wait(self, result: CycleResult) -> float:
         if result.ok:

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 
 import data_contracts as dc
+from cbi_local.warehouse import transaction
 
 FAULT_ENV = "CBI_SYNC_FAULT"
 GATE_ENV = "CBI_SYNC_FAULT_GATE"
@@ -143,15 +144,10 @@ class Journal:
         }
         cols = [c for c in LOG.column_names if c in values]
         sql = f"INSERT INTO ops.sync_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        self.con.execute("BEGIN")
-        try:
+        with transaction(self.con):
             self.con.execute(sql, [values[c] for c in cols])
             for stmt, params in extra_sql or []:
                 self.con.execute(stmt, params)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         if status == "done":
             _maybe_fault(step)
 

@@ -31,3 +31,16 @@ def test_no_textual_import_statement_in_headless_sources():
             for line in path.read_text().splitlines():
                 stripped = line.strip()
                 assert not stripped.startswith(("import textual", "from textual")), f"{path}: {stripped}"
+
+
+def test_transactions_go_through_warehouse_transaction():
+    # One place decides commit and rollback: a hand-written BEGIN without a rollback path leaves
+    # the connection inside a failed transaction when a statement raises.
+    allowed = REPO / "cbi_local" / "warehouse.py"
+    for pkg in HEADLESS + ("tui",):
+        for path in (REPO / pkg).rglob("*.py"):
+            if path == allowed:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                for word in ('"BEGIN', '"COMMIT"', '"ROLLBACK"'):
+                    assert word not in line, f"{path}:{n}: use cbi_local.warehouse.transaction(con)"

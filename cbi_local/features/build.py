@@ -46,6 +46,7 @@ import data_contracts as dc
 from data_contracts import to_duckdb, to_polars
 
 from .. import batches, calendars, health
+from ..warehouse import transaction
 from . import indicators as ind
 from . import macro
 
@@ -373,37 +374,33 @@ def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symb
     # the frame already has the contract's types (to_polars.schema): DuckDB reads the Arrow as is
     con.register("_cbi_feat_new", frame.to_arrow())
     try:
-        con.execute("BEGIN")
-        if con.execute(f"SELECT COUNT(*) FROM {old}", params).fetchall()[0][0] == 0:
-            report.inserted = con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _cbi_feat_new").fetchall()[0][0]
-        else:
-            # one join on the key comparing whole values (NULLs compare equal): the keys of new,
-            # changed and vanished rows (usually few, so fetched rather than kept in a temp table)
-            keys = ", ".join(f"coalesce(n.{q(k)}, o.{q(k)}) AS {q(k)}" for k in key)
-            diff = con.sql(
-                f"SELECT {keys}, n.{first} IS NOT NULL AS _add, o.{first} IS NOT NULL AS _del "
-                f"FROM _cbi_feat_new AS n FULL JOIN {old} AS o ON {on('n', 'o')} "
-                f"WHERE n.{first} IS NULL OR o.{first} IS NULL OR {differs}", params=params).to_arrow_table()
-            if diff.num_rows:
-                con.register("_cbi_feat_diff", diff)
-                report.deleted = con.execute(
-                    f"DELETE FROM {target} AS t USING _cbi_feat_diff AS d WHERE d._del AND {on('t', 'd')}").fetchall()[0][0]
-                report.inserted = con.execute(
-                    f"INSERT INTO {target} ({cols}) SELECT {', '.join('t.' + q(c) for c in MATRIX.column_names)} "
-                    f"FROM _cbi_feat_new AS t SEMI JOIN (SELECT * FROM _cbi_feat_diff WHERE _add) AS d ON {on('t', 'd')}"
-                ).fetchall()[0][0]
-        report.unchanged = frame.height - report.inserted
-        if report.changed:
-            report.batch_id = batch_id
-            batches.record_validated(
-                con, batch_id, now, "features", [MATRIX.fqn], report.input_rows, report.inserted,
-                f"features build {source} {','.join(symbols)}: +{report.inserted} -{report.deleted}",
-                rows_duplicate=report.unchanged,
-            )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            if con.execute(f"SELECT COUNT(*) FROM {old}", params).fetchall()[0][0] == 0:
+                report.inserted = con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _cbi_feat_new").fetchall()[0][0]
+            else:
+                # one join on the key comparing whole values (NULLs compare equal): the keys of new,
+                # changed and vanished rows (usually few, so fetched rather than kept in a temp table)
+                keys = ", ".join(f"coalesce(n.{q(k)}, o.{q(k)}) AS {q(k)}" for k in key)
+                diff = con.sql(
+                    f"SELECT {keys}, n.{first} IS NOT NULL AS _add, o.{first} IS NOT NULL AS _del "
+                    f"FROM _cbi_feat_new AS n FULL JOIN {old} AS o ON {on('n', 'o')} "
+                    f"WHERE n.{first} IS NULL OR o.{first} IS NULL OR {differs}", params=params).to_arrow_table()
+                if diff.num_rows:
+                    con.register("_cbi_feat_diff", diff)
+                    report.deleted = con.execute(
+                        f"DELETE FROM {target} AS t USING _cbi_feat_diff AS d WHERE d._del AND {on('t', 'd')}").fetchall()[0][0]
+                    report.inserted = con.execute(
+                        f"INSERT INTO {target} ({cols}) SELECT {', '.join('t.' + q(c) for c in MATRIX.column_names)} "
+                        f"FROM _cbi_feat_new AS t SEMI JOIN (SELECT * FROM _cbi_feat_diff WHERE _add) AS d ON {on('t', 'd')}"
+                    ).fetchall()[0][0]
+            report.unchanged = frame.height - report.inserted
+            if report.changed:
+                report.batch_id = batch_id
+                batches.record_validated(
+                    con, batch_id, now, "features", [MATRIX.fqn], report.input_rows, report.inserted,
+                    f"features build {source} {','.join(symbols)}: +{report.inserted} -{report.deleted}",
+                    rows_duplicate=report.unchanged,
+                )
     finally:
         con.unregister("_cbi_feat_new")
         con.unregister("_cbi_feat_diff")

@@ -51,6 +51,7 @@ from data_contracts.model import Contract
 from data_contracts.to_duckdb import column_type, quote, table_ref
 
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
+from ..warehouse import transaction
 
 BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason", "_duplicate")
 _SRC = "_cbi_src"  # the input of stage(), as a view (or a registered Arrow/Polars object)
@@ -213,13 +214,8 @@ class IngestRun:
             unknown = set(in_cols) - set(contract.column_names) - set(BOOKKEEPING)
             if unknown:
                 raise ValueError(f"staged rows for {contract.fqn} carry columns the contract does not declare: {sorted(unknown)}")
-            con.execute("BEGIN")
-            try:
+            with transaction(con):
                 counts = self._stage_in_transaction(contract, in_cols, files)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
         finally:
             self._drop_input(rel)
             con.execute("DROP TABLE IF EXISTS _cbi_stage")
@@ -463,30 +459,29 @@ class IngestRun:
                 [path, f.sha256, f.size_bytes, f.mtime, f.record_schema, f.encoding, c.table, c.rows_read,
                  c.rows_loaded, c.rows_quarantined, c.rows_duplicate, self.batch_id, now, status, c.error]
             )
-        con.execute("BEGIN")
-        if rows and record_manifest:
-            con.execute("DELETE FROM ops.file_manifest WHERE path IN (SELECT unnest(?))", [[r[0] for r in rows]])
-            names = ["path", "file_sha256", "size_bytes", "file_mtime", "record_schema", "encoding", "table_name",
-                     "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "batch_id", "ingested_at",
-                     "status", "error"]
-            manifest = pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
-            con.register("_cbi_manifest", manifest)
-            con.execute("INSERT INTO ops.file_manifest BY NAME SELECT * FROM _cbi_manifest")
-            con.unregister("_cbi_manifest")
-        summary = RunSummary(self.batch_id, "", dict(self.counts), list(self.unchanged), list(self.tables))
-        t = summary.totals
-        # A batch that loaded nothing has nothing to push.
-        summary.status = "validated" if t.rows_loaded else "empty"
-        con.execute(
-            """
-            UPDATE ops.batches SET status = ?, rows_read = ?, rows_loaded = ?, rows_quarantined = ?,
-                   rows_duplicate = ?, table_names = ?, message = ?
-            WHERE batch_id = ?
-            """,
-            [summary.status, t.rows_read, t.rows_loaded, t.rows_quarantined, t.rows_duplicate, self.tables,
-             f"{len(self.counts)} files, {len(self.unchanged)} unchanged", self.batch_id],
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            if rows and record_manifest:
+                con.execute("DELETE FROM ops.file_manifest WHERE path IN (SELECT unnest(?))", [[r[0] for r in rows]])
+                names = ["path", "file_sha256", "size_bytes", "file_mtime", "record_schema", "encoding", "table_name",
+                         "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "batch_id", "ingested_at",
+                         "status", "error"]
+                manifest = pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
+                con.register("_cbi_manifest", manifest)
+                con.execute("INSERT INTO ops.file_manifest BY NAME SELECT * FROM _cbi_manifest")
+                con.unregister("_cbi_manifest")
+            summary = RunSummary(self.batch_id, "", dict(self.counts), list(self.unchanged), list(self.tables))
+            t = summary.totals
+            # A batch that loaded nothing has nothing to push.
+            summary.status = "validated" if t.rows_loaded else "empty"
+            con.execute(
+                """
+                UPDATE ops.batches SET status = ?, rows_read = ?, rows_loaded = ?, rows_quarantined = ?,
+                       rows_duplicate = ?, table_names = ?, message = ?
+                WHERE batch_id = ?
+                """,
+                [summary.status, t.rows_read, t.rows_loaded, t.rows_quarantined, t.rows_duplicate, self.tables,
+                 f"{len(self.counts)} files, {len(self.unchanged)} unchanged", self.batch_id],
+            )
         return summary
 
 

@@ -39,6 +39,7 @@ from data_contracts import to_duckdb, to_polars
 from data_contracts.columns import HORIZONS
 
 from .. import batches, calendars, health
+from ..warehouse import transaction
 from . import cv
 from .data import DataError, Frame, load_frame
 from .metrics import LOWER_IS_BETTER, QUANTILES, baseline, evaluate
@@ -323,8 +324,7 @@ def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: 
     ] if report["symbol"] in FORECAST_SYMBOLS else []
     report["forecasts_written"] = len(forecasts)
     tables = [MODEL_RUNS.fqn] + ([FORECASTS.fqn] if forecasts else [])
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         for contract, rows in ((MODEL_RUNS, runs), (FORECASTS, forecasts)):
             if not rows:
                 continue
@@ -336,10 +336,6 @@ def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: 
             f"train {run_id}: {report['symbol']} {report['matrix_source']}"
             f"{' (research)' if report['is_research'] else ''} {','.join(report['horizons'])}",
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     gate = health.validate_batch(con, batch_id)
     if gate["failed"]:
         con.execute("UPDATE ops.batches SET status = 'failed_validation' WHERE batch_id = ? "

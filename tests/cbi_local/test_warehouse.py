@@ -151,3 +151,18 @@ def test_console_script_is_installed_and_runs(tmp_path: Path):
     assert created["views"] == [v.fqn for v in dc.VIEWS] == ["features.vw_daily_ml_flat"]
     again = subprocess.run([str(cbi_bin), "init", "--home", str(tmp_path), "--json"], capture_output=True, text=True, check=True)
     assert json.loads(again.stdout)["views"] == []  # a view that follows its contract is left as it is
+
+
+def test_transaction_commits_or_rolls_back_and_leaves_the_connection_usable(home: Path, sample_data: Path):
+    csv = sample_data / "fred" / "DGS10.csv"
+    with warehouse.open_warehouse(home / "warehouse.duckdb") as con:
+        with pytest.raises(RuntimeError, match="midway"):
+            with warehouse.transaction(con):
+                assert _load_fred(con, csv, "DGS10") > 0
+                raise RuntimeError("midway")
+        assert con.execute("SELECT COUNT(*) FROM raw_intelligence.fred_economic").fetchone()[0] == 0
+        # No transaction was left open: a new one starts, and its rows are kept.
+        with warehouse.transaction(con):
+            loaded = _load_fred(con, csv, "DGS10")
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM raw_intelligence.fred_economic").fetchone()[0] == loaded > 0
