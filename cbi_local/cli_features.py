@@ -9,8 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, print_gate, with_warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, print_gate, with_warehouse
 from .config import settings
 
 features_app = typer.Typer(
@@ -38,11 +37,7 @@ def build(
 
     s = settings(home)
     syms = [x for x in symbols.split(",") if x.strip()] if symbols else None
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            report = build_features(con, syms, source)
-    except (warehouse.WarehouseError, FeaturesError) as exc:
-        fail(str(exc))
+    report = with_warehouse(s, lambda con: build_features(con, syms, source), FeaturesError, write=True)
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -9,8 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, with_warehouse
 from .config import settings
 
 GAPS_SHOWN = 5
@@ -63,11 +62,7 @@ def show_health(home: Path | None, as_json: bool, tables: list[str] | None, batc
     from . import health as health_mod
 
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            report = health_mod.health_report(con, tables or None, batch_id=batch)
-    except (warehouse.WarehouseError, KeyError) as exc:
-        fail(str(exc))
+    report = with_warehouse(s, lambda con: health_mod.health_report(con, tables or None, batch_id=batch), KeyError, write=True)
     if as_json:
         emit_json(report)
     else:

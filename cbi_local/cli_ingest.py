@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import pipeline, warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate, with_warehouse
 from .config import settings
 from .ingest.detect import UnknownInput
 
@@ -91,11 +91,7 @@ def migrate_legacy(
     if as_json:
         _run(home, True, step)
         return
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            report = step(con, None)
-    except (warehouse.WarehouseError, FileNotFoundError) as exc:
-        fail(str(exc))
+    report = with_warehouse(s, lambda con: step(con, None), FileNotFoundError, write=True)
     _print_batch(report)
     console.print("defects by rule:")
     for rule, d in sorted(report["defects_by_rule"].items()):
@@ -115,11 +111,7 @@ def build_continuous_cmd(
     from .continuous import build_continuous
 
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            report = build_continuous(con, root or None)
-    except (warehouse.WarehouseError, KeyError) as exc:
-        fail(str(exc))
+    report = with_warehouse(s, lambda con: build_continuous(con, root or None), KeyError, write=True)
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import warehouse
 from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate, with_warehouse
 from .config import settings
 
@@ -119,13 +118,13 @@ def train(
     except ValueError as exc:
         fail(f"bad date: {exc}")
     s = settings(home)
-    try:
-        with warehouse.open_warehouse(s.warehouse_path) as con:
-            if not as_json:
-                err.print(f"training {opts.symbol} {','.join(opts.horizons)} on the {source} matrix ...")
-            report = run_train(con, s.home, opts)
-    except (warehouse.WarehouseError, TrainError) as exc:
-        fail(str(exc))
+
+    def train_on(con):
+        if not as_json:  # said once the warehouse is open, just before the long part
+            err.print(f"training {opts.symbol} {','.join(opts.horizons)} on the {source} matrix ...")
+        return run_train(con, s.home, opts)
+
+    report = with_warehouse(s, train_on, TrainError, write=True)
     if as_json:
         emit_json(report)
     else:
