@@ -496,7 +496,8 @@ def failures(results: list[CheckResult]) -> list[CheckResult]:
 
 def validate_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, Any]:
     """The gate before a push: table-level rules over the batch's own rows. A blocking failure
-    moves the batch's rows into the quarantine and marks it failed_validation (never pushed)."""
+    moves all the batch's rows into the quarantine and marks it failed_validation (never pushed);
+    `files` has the rows moved per source file (their manifest counts moved with them)."""
     from .quarantine import quarantine_batch
 
     found = con.execute("SELECT table_names FROM ops.batches WHERE batch_id = ?", [batch_id]).fetchall()
@@ -510,5 +511,5 @@ def validate_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, A
             failed.setdefault(r.table, [])
             if r.rule not in failed[r.table]:
                 failed[r.table].append(r.rule)
-    moved = quarantine_batch(con, batch_id, failed) if failed else 0
-    return {"batch_id": batch_id, "checks": len(results), "failed": failed, "rows_quarantined": moved}
+    moved, files = quarantine_batch(con, batch_id, failed, tables) if failed else (0, {})
+    return {"batch_id": batch_id, "checks": len(results), "failed": failed, "rows_quarantined": moved, "files": files}

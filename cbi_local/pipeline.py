@@ -34,7 +34,7 @@ def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any
     report["gate"] = health.validate_batch(con, summary.batch_id) if summary.status == "validated" else None
     gate_ok = not (report["gate"] and report["gate"]["failed"])
     if not gate_ok:
-        report["batch"]["status"] = "failed_validation"  # as the gate recorded it in ops.batches
+        _held_back(report["batch"], report["gate"])
     if gate_ok and CONTINUOUS_INPUTS & set(summary.tables):
         cont = build_continuous(con, batch_id=summary.batch_id)
         report["continuous"] = cont.as_dict()
@@ -47,6 +47,20 @@ def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any
     report["file_errors"] = errors
     report["ok"] = gate_ok and not errors and report["batch"]["balanced"]
     return report
+
+
+def _held_back(batch: dict[str, Any], gate: dict[str, Any]) -> None:
+    """The report says what ops.batches and the file manifest now say: the gate moved the batch's
+    loaded rows to the quarantine, so they count as quarantined (read = loaded + quarantined +
+    duplicates still holds, per file and in total)."""
+    batch["status"] = "failed_validation"
+    totals = batch["totals"]
+    totals["rows_loaded"] -= gate["rows_quarantined"]
+    totals["rows_quarantined"] += gate["rows_quarantined"]
+    for path, n in gate["files"].items():
+        if path in batch["files"]:
+            batch["files"][path]["rows_loaded"] -= n
+            batch["files"][path]["rows_quarantined"] += n
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Progress | None = None) -> dict[str, Any]:

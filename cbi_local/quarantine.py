@@ -6,7 +6,7 @@ for the record), superseded (the file changed and its new version was loaded ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,14 @@ class ReleaseReport:
     requarantined: int
     duplicates: int
     batch_id: str | None
+    gate_failed: dict[str, list[str]] = field(default_factory=dict)  # table -> blocking rules the release batch failed
 
 
 def release(con, ids=None, rule=None, table=None, batch=None) -> ReleaseReport:
     """Re-load held rows after a fix. They pass through the same rules as any input: a row that
-    still breaks one goes back to the quarantine (a new entry) and the old one is closed."""
+    still breaks one goes back to the quarantine (a new entry) and the old one is closed. The
+    release batch then passes the same health gate as any batch: if it fails a table-level
+    rule, all its rows go back too (counted as quarantined again)."""
     chosen = _select_ids(con, ids, rule, table, batch)
     if not chosen:
         return ReleaseReport(0, 0, 0, 0, None)
@@ -110,40 +113,75 @@ def release(con, ids=None, rule=None, table=None, batch=None) -> ReleaseReport:
                 "rows_quarantined = rows_quarantined - ? WHERE path = ?",
                 [c.rows_loaded, c.rows_duplicate, c.rows_loaded + c.rows_duplicate, path],
             )
-    run.finish(record_manifest=False)
+    summary = run.finish(record_manifest=False)
     con.execute(
         "UPDATE monitoring.quarantine SET status = 'released', resolved_at = ? WHERE quarantine_id IN (SELECT unnest(?))",
         [datetime.now(timezone.utc), chosen],
     )
     con.execute("DROP TABLE _cbi_release")
-    return ReleaseReport(len(chosen), loaded, requarantined, dups, run.batch_id)
+    report = ReleaseReport(len(chosen), loaded, requarantined, dups, run.batch_id)
+    if summary.status == "validated":
+        from .health import validate_batch
+
+        gate = validate_batch(con, run.batch_id)
+        report.gate_failed = gate["failed"]
+        report.loaded -= gate["rows_quarantined"]
+        report.requarantined += gate["rows_quarantined"]
+    return report
 
 
-def quarantine_batch(con: duckdb.DuckDBPyConnection, batch_id: str, failed: dict[str, list[str]]) -> int:
-    """Move a batch's rows out of the tables whose blocking rules it failed, into the quarantine.
-    `failed` maps table -> failed rule names. The batch is marked failed_validation."""
-    moved = 0
+def quarantine_batch(
+    con: duckdb.DuckDBPyConnection, batch_id: str, failed: dict[str, list[str]], tables: list[str]
+) -> tuple[int, dict[str, int]]:
+    """Move ALL the batch's rows (of every table in `tables`) into the quarantine, and mark the batch
+    failed_validation. A batch is pushed whole or never, so rows left in the tables that passed
+    would stay local and never reach BigQuery: they are held back with it (rule `batch_gate`).
+    `failed` maps table -> failed rule names. The file manifest's accounting follows the rows
+    (loaded -> quarantined), as do the batch's counts. Returns (rows moved, rows moved per file)."""
     now = datetime.now(timezone.utc)
+    why = "; ".join(f"{t}: {', '.join(r)}" for t, r in failed.items())
+    per_file: dict[str, int] = {}
     with transaction(con):
-        for fqn, rules in failed.items():
+        for fqn in tables:
             contract = dc.get(fqn)
-            rule = rules[0]
-            reason = f"batch {batch_id} failed blocking rule(s) {', '.join(rules)} on {fqn}"
-            n = con.execute(f"SELECT COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
+            if "batch_id" not in contract.column_names:
+                continue
+            rule, reason = (
+                (failed[fqn][0], f"batch {batch_id} failed blocking rule(s) {', '.join(failed[fqn])} on {fqn}")
+                if fqn in failed
+                else ("batch_gate", f"held back with batch {batch_id}, which failed the health gate ({why})")
+            )
+            has_file = "source_file" in contract.column_names
+            if has_file:
+                for path, n in con.execute(
+                    f"SELECT source_file, COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ? GROUP BY ALL", [batch_id]
+                ).fetchall():
+                    per_file[path] = per_file.get(path, 0) + n
+            else:
+                n = con.execute(f"SELECT COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
+                per_file[None] = per_file.get(None, 0) + n
             con.execute(
                 f"""
                 INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
                        file_sha256, record_number, rule, reason, payload, status)
-                SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, {"t.source_file" if "source_file" in contract.column_names else "NULL"},
+                SELECT CAST(uuid() AS VARCHAR), ?, ?, ?, {"t.source_file" if has_file else "NULL"},
                        {"t.file_sha256" if "file_sha256" in contract.column_names else "NULL"}, NULL, ?, ?, CAST(to_json(t) AS VARCHAR), 'held'
                 FROM {table_ref(contract)} t WHERE t.batch_id = ?
                 """,
                 [now, batch_id, fqn, rule, reason, batch_id],
             )
             con.execute(f"DELETE FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id])
-            moved += n
+        files = {p: n for p, n in per_file.items() if p is not None}
+        if files:
+            con.execute(
+                "UPDATE ops.file_manifest m SET rows_loaded = m.rows_loaded - f.n, rows_quarantined = m.rows_quarantined + f.n "
+                "FROM (SELECT unnest($p) AS path, unnest($n) AS n) f WHERE m.path = f.path",
+                {"p": list(files), "n": list(files.values())},
+            )
+        moved = sum(per_file.values())
         con.execute(
-            "UPDATE ops.batches SET status = 'failed_validation', error = ? WHERE batch_id = ?",
-            ["; ".join(f"{t}: {', '.join(r)}" for t, r in failed.items()), batch_id],
+            "UPDATE ops.batches SET status = 'failed_validation', error = ?, rows_loaded = rows_loaded - ?, "
+            "rows_quarantined = rows_quarantined + ? WHERE batch_id = ?",
+            [why, moved, moved, batch_id],
         )
-    return moved
+    return moved, files

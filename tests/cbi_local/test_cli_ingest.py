@@ -67,17 +67,34 @@ def test_a_batch_failing_the_health_gate_is_held_back_and_the_cli_says_so(home: 
     result = runner.invoke(app, ["ingest", str(registry), "--home", str(home)])
     assert result.exit_code == 1, result.output
     out = " ".join(result.stdout.split())
-    assert "(failed_validation)" in out
+    # The report says what the warehouse now holds: the gate moved every loaded row to the quarantine.
+    assert "(failed_validation)" in out and "rows read 9,499 = loaded 0 + quarantined 9,499" in out
     assert "✗ health gate failed" in out and "regimes.regime_calendar" in out and "min_distinct" in out
+    assert "9,499 rows held back" in out
     with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
-        status, loaded = con.execute("SELECT status, rows_loaded FROM ops.batches WHERE kind = 'ingest'").fetchall()[0]
-        calendar = con.execute("SELECT count(*) FROM regimes.regime_calendar").fetchone()[0]
-        held = con.execute(
-            "SELECT count(*) FROM monitoring.quarantine WHERE table_name = 'regimes.regime_calendar' AND rule = 'min_distinct'"
-        ).fetchone()[0]
-    assert status == "failed_validation" and calendar == 0
-    assert held > 0 and f"{held:,} rows held back" in out
-    assert loaded >= held  # rows were loaded, then moved out by the gate: none is lost
+        batch = con.execute("SELECT status, rows_read, rows_loaded, rows_quarantined FROM ops.batches WHERE kind = 'ingest'").fetchall()
+        manifest = con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM ops.file_manifest").fetchall()
+        held = dict(con.execute("SELECT table_name || ':' || rule, COUNT(*) FROM monitoring.quarantine GROUP BY ALL").fetchall())
+        left = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("regimes.regime_calendar", "regimes.regime_weights")]
+    assert batch == [("failed_validation", 9499, 0, 9499)] and manifest == [(9499, 0, 9499)]
+    # The weights passed every rule, but a batch is pushed whole or never: they are held back with it.
+    assert held == {"regimes.regime_calendar:min_distinct": 9497, "regimes.regime_weights:batch_gate": 2}
+    assert left == [0, 0]
+
+    # Released without a fix, the rows pass their row rules, load, and the release batch meets
+    # the same gate: everything goes back, and the counts still add up.
+    result = runner.invoke(app, ["quarantine", "release", "--batch", batch_id(home), "--home", str(home)])
+    assert result.exit_code == 1, result.output
+    assert "loaded 0" in result.stdout and "quarantined again 9499" in result.stdout and "health gate failed" in result.stdout
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        assert con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM ops.file_manifest").fetchall() == [(9499, 0, 9499)]
+        assert con.execute("SELECT COUNT(*) FROM monitoring.quarantine WHERE status = 'held'").fetchone()[0] == 9499
+        assert con.execute("SELECT COUNT(*) FROM regimes.regime_weights").fetchone()[0] == 0
+
+
+def batch_id(home: Path) -> str:
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        return con.execute("SELECT batch_id FROM ops.batches WHERE kind = 'ingest'").fetchone()[0]
 
 
 def test_ingest_names_what_it_cannot_read(home: Path, sample_data: Path, tmp_path: Path):
