@@ -140,7 +140,7 @@ def quarantine_batch(
     (loaded -> quarantined), as do the batch's counts. Returns (rows moved, rows moved per file)."""
     now = datetime.now(timezone.utc)
     why = "; ".join(f"{t}: {', '.join(r)}" for t, r in failed.items())
-    per_file: dict[str, int] = {}
+    per_file: dict[str | None, int] = {}  # None: rows of tables without a source_file
     with transaction(con):
         for fqn in tables:
             contract = dc.get(fqn)
