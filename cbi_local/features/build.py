@@ -443,10 +443,7 @@ def build_features(
     if record_health and report.batch_id:
         health.record_results(con, [_as_check(w, source) for w in report.warnings], report.batch_id, engine="duckdb")
         if report.changed:
-            report.gate = health.validate_batch(con, batch_id)
-            if report.gate["failed"]:
-                con.execute("UPDATE ops.batches SET status = 'failed_validation' WHERE batch_id = ? "
-                            "AND status <> 'failed_validation'", [batch_id])
+            report.gate = health.validate_batch(con, batch_id)  # a failure marks the batch failed_validation
     report.seconds = {"read": round(t1 - t0, 4), "compute": round(t2 - t1, 4), "write": round(t3 - t2, 4),
                       "total": round(time.perf_counter() - t0, 4)}
     return report

@@ -336,11 +336,7 @@ def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: 
             f"train {run_id}: {report['symbol']} {report['matrix_source']}"
             f"{' (research)' if report['is_research'] else ''} {','.join(report['horizons'])}",
         )
-    gate = health.validate_batch(con, batch_id)
-    if gate["failed"]:
-        con.execute("UPDATE ops.batches SET status = 'failed_validation' WHERE batch_id = ? "
-                    "AND status <> 'failed_validation'", [batch_id])
-    report["gate"] = gate
+    report["gate"] = health.validate_batch(con, batch_id)  # a failure marks the batch failed_validation
 
 
 # --- reading runs back -------------------------------------------------------------------
