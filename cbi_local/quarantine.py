@@ -152,14 +152,11 @@ def quarantine_batch(
                 else ("batch_gate", f"held back with batch {batch_id}, which failed the health gate ({why})")
             )
             has_file = "source_file" in contract.column_names
-            if has_file:
-                for path, n in con.execute(
-                    f"SELECT source_file, COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ? GROUP BY ALL", [batch_id]
-                ).fetchall():
-                    per_file[path] = per_file.get(path, 0) + n
-            else:
-                n = con.execute(f"SELECT COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
-                per_file[None] = per_file.get(None, 0) + n
+            for path, n in con.execute(
+                f"SELECT {'source_file' if has_file else 'NULL'}, COUNT(*) FROM {table_ref(contract)} WHERE batch_id = ? GROUP BY ALL",
+                [batch_id],
+            ).fetchall():
+                per_file[path] = per_file.get(path, 0) + n
             con.execute(
                 f"""
                 INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
