@@ -236,9 +236,8 @@ def quarantine_release(
             f"released {report.released}: loaded {report.loaded}, duplicates {report.duplicates}, "
             f"quarantined again {report.requarantined} (batch {report.batch_id})"
         )
-        if report.gate_failed:
-            console.print(f"[red]✗ health gate failed[/]: {report.gate_failed}; the release batch is held back again")
-    if report.gate_failed:
+        print_gate(report.gate)
+    if report.gate and report.gate["failed"]:
         raise typer.Exit(1)
 
 

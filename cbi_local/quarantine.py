@@ -6,7 +6,7 @@ for the record), superseded (the file changed and its new version was loaded ins
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ class ReleaseReport:
     requarantined: int
     duplicates: int
     batch_id: str | None
-    gate_failed: dict[str, list[str]] = field(default_factory=dict)  # table -> blocking rules the release batch failed
+    gate: dict[str, Any] | None = None  # the release batch's health gate (validate_batch), when it loaded rows
 
 
 def release(con, ids=None, rule=None, table=None, batch=None) -> ReleaseReport:
@@ -123,10 +123,9 @@ def release(con, ids=None, rule=None, table=None, batch=None) -> ReleaseReport:
     if summary.status == "validated":
         from .health import validate_batch
 
-        gate = validate_batch(con, run.batch_id)
-        report.gate_failed = gate["failed"]
-        report.loaded -= gate["rows_quarantined"]
-        report.requarantined += gate["rows_quarantined"]
+        report.gate = validate_batch(con, run.batch_id)
+        report.loaded -= report.gate["rows_quarantined"]
+        report.requarantined += report.gate["rows_quarantined"]
     return report
 
 
