@@ -214,6 +214,8 @@ def _session_runs(pair: np.ndarray, ts: np.ndarray, known: pl.DataFrame) -> tupl
         p = np.sort(np.asarray(ids, dtype=pair.dtype))
         r0, r1 = np.searchsorted(pair, p, side="left"), np.searchsorted(pair, p, side="right")
         p, r0, r1 = p[r1 > r0], r0[r1 > r0], r1[r1 > r0]
+        if not len(p):  # a root whose contracts have no 1h bars (ZL beside ES): daily bars only
+            continue
         k0 = np.searchsorted(until, ts[r0], side="right")  # session of each pair's first bar
         n = np.searchsorted(until, ts[r1 - 1], side="right") - k0  # session ends inside its rows
         owner = np.repeat(np.arange(len(p)), n)
