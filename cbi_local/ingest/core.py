@@ -163,16 +163,19 @@ class IngestRun:
     def plan(self, files: list[FileIdentity]) -> tuple[list[FileIdentity], list[FileIdentity]]:
         if not files:
             return [], []
-        known = dict(
-            self.con.execute(
-                "SELECT path, file_sha256 FROM ops.file_manifest WHERE path IN (SELECT unnest(?))",
-                [[str(f.path) for f in files]],
-            ).fetchall()
-        )
+        known, in_error = {}, set()
+        for path, sha, status in self.con.execute(
+            "SELECT path, file_sha256, status FROM ops.file_manifest WHERE path IN (SELECT unnest(?))",
+            [[str(f.path) for f in files]],
+        ).fetchall():
+            known[path] = sha
+            if status == "error":
+                in_error.add(path)
         todo, unchanged = [], []
         for f in files:
             previous = known.get(str(f.path))
-            if previous == f.sha256:
+            # A file in error is read (and reported) again on every run until it changes or is forgotten.
+            if previous == f.sha256 and str(f.path) not in in_error:
                 unchanged.append(f)
                 self.unchanged.append(str(f.path))
                 continue
@@ -427,6 +430,12 @@ class IngestRun:
         counts = self.counts.setdefault(path, FileCounts())
         counts.status, counts.error = "error", f"{rule}: {reason}"
         counts.table = table or counts.table
+        # A file still in error on a rerun: its earlier file-level record gives way to this one.
+        self.con.execute(
+            "UPDATE monitoring.quarantine SET status = 'superseded', resolved_at = ? "
+            "WHERE status = 'held' AND source_file = ? AND record_number IS NULL",
+            [_now(), path],
+        )
         self.con.execute(
             """
             INSERT INTO monitoring.quarantine (quarantine_id, quarantined_at, batch_id, table_name, source_file,
@@ -436,13 +445,14 @@ class IngestRun:
             [_now(), self.batch_id, table, path, fid.sha256, rule, f"{path}: {rule}: {reason}"],
         )
 
-    def file_skipped(self, fid: FileIdentity, reason: str) -> None:
+    def file_skipped(self, fid: FileIdentity, reason: str, status: str = "skipped") -> None:
         """A file that is valid but not for this warehouse (e.g. a Databento schema no contract
-        holds): recorded in the manifest with the reason, no rows read, not an error."""
+        holds): recorded in the manifest with the reason, no rows read, not an error.
+        status="empty": a valid file holding no records (an empty range), said so, not an error."""
         path = str(fid.path)
         self.files[path] = fid
         counts = self.counts.setdefault(path, FileCounts())
-        counts.status, counts.error = "skipped", reason
+        counts.status, counts.error = status, reason
 
     # -- closing --------------------------------------------------------------------------
     def finish(self, record_manifest: bool = True) -> RunSummary:
@@ -453,7 +463,7 @@ class IngestRun:
         rows = []
         for path, c in self.counts.items():
             f = self.files[path]
-            status = c.status if c.status in ("error", "skipped") else ("replaced" if path in self._changed else "loaded")
+            status = c.status if c.status in ("error", "skipped", "empty") else ("replaced" if path in self._changed else "loaded")
             c.status = status
             rows.append(
                 [path, f.sha256, f.size_bytes, f.mtime, f.record_schema, f.encoding, c.table, c.rows_read,
