@@ -1,0 +1,58 @@
+"""`cbi fetch ...`: acquisition. Only `cbi fetch plan` exists so far (read-only, no network, nothing spent)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
+from .config import settings
+
+fetch_app = typer.Typer(help="Turn coverage gaps into exact download requests.", no_args_is_help=True)
+app.add_typer(fetch_app, name="fetch")
+UNIVERSE = Path("registry") / "universe" / "databento_universe.yaml"
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@fetch_app.command("plan")
+def plan_cmd(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    roots: Annotated[str | None, typer.Option("--roots", help="Comma-separated roots (default: the universe's).")] = None,
+    schemas: Annotated[str | None, typer.Option("--schemas", help="Comma-separated, e.g. ohlcv-1h,ohlcv-1d.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First date (default: the universe's start_date).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date (default: today, UTC).")] = None,
+    universe: Annotated[Path | None, typer.Option("--universe", help="databento_universe.yaml (default: the registry's).")] = None,
+) -> None:
+    """The exact Databento requests (dataset, parent symbols, schema, UTC windows) that fill the coverage gaps."""
+    from .fetch import plan as plan_mod
+
+    s = settings(home)
+    path = universe or (s.sample_data / UNIVERSE)
+    if not path.is_file():
+        fail(f"universe {path} not found (pass --universe FILE)")
+    try:
+        uni = plan_mod.load_universe(path)
+        d0 = dt.date.fromisoformat(start) if start else None
+        d1 = dt.date.fromisoformat(end) if end else dt.datetime.now(dt.UTC).date()
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"{path if not (start or end) else 'dates'}: {exc}")
+    plan = with_warehouse(s, lambda con: plan_mod.build_plan(con, uni, _csv(roots), _csv(schemas), d0, d1), ValueError)
+    if as_json:
+        emit_json(plan.as_dict())
+        return
+    t = Table(title=f"Fetch plan {plan.start}..{plan.end} ({len(plan.requests)} requests; nothing downloaded)")
+    for col in ("dataset", "schema", "symbols", "start (UTC)", "end (UTC)", "sessions"):
+        t.add_column(col)
+    for r in plan.requests:
+        t.add_row(r.dataset, r.schema, ",".join(r.symbols), r.start, r.end, f"{r.sessions:,} ({r.first_session}..{r.last_session})")
+    console.print(t)
+    for note in plan.skipped:
+        console.print(f"[yellow]skipped[/] {note}", soft_wrap=True)
