@@ -54,3 +54,17 @@ def test_fetch_help_and_unknown_root(home, sample_data):
     assert "plan" in CliRunner().invoke(app, ["fetch", "--help"]).output
     plan = _plan(home, sample_data, "--roots", "XX", "--schemas", "ohlcv-1d")
     assert plan["requests"] == [] and plan["skipped"] and plan["skipped"][0].startswith("XX")
+
+
+def test_fetch_plan_nothing_held_is_requested_and_bad_schema_exits_2(home, con, sample_data):
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    pipeline.ingest_paths(con, [glbx / "test_data.ohlcv-1d.dbn.zst"])
+    con.close()
+    r = CliRunner().invoke(app, ["fetch", "plan", "--home", str(home), "--json", "--roots", "ES", "--schemas", "ohlcv-1d",
+                                 "--start", "2020-12-28", "--end", "2020-12-28", "--universe",
+                                 str(sample_data / "registry/universe/databento_universe.yaml")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["requests"] == []  # the one session in range is held
+    bad = CliRunner().invoke(app, ["fetch", "plan", "--home", str(home), "--schemas", "trades", "--universe",
+                                   str(sample_data / "registry/universe/databento_universe.yaml")])
+    assert bad.exit_code == 2 and "unsupported schema" in bad.output
