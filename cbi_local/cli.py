@@ -1,13 +1,22 @@
 """`cbi`: one CLI for the warehouse, ingest, health, sync, features, training and the TUI.
 
-Every command that a script would read takes `--json`. Exit codes: 0 ok, 1 the command
-found a problem it reports (drift, failed checks), 2 the command could not run.
+Every command that a script would read takes `--json` and prints one JSON object with an
+`ok` field (`{"ok": true, ...}`; a list result sits under `items`). Exit codes: 0 ok, 1 the
+command found a problem it reports (drift, failed checks), 2 the command could not run. An
+unexpected error is one line on stderr (what failed, what to do) and exit 2; its traceback
+goes to `<home>/logs/cbi-errors.log`, and to stderr with `cbi --debug ...`. Warnings of the
+library (`cbi.*` loggers, e.g. who holds a locked warehouse) print on stderr as they happen.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import sys
+import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -17,10 +26,77 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer import exceptions as typer_exc
+from typer.core import TyperGroup
 
+from . import __version__
 from . import audit as audit_mod
-from . import warehouse
+from . import config, warehouse
 from .config import Settings, settings
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+DEBUG_ENV = "CBI_DEBUG"
+
+
+def _crash_log(exc: BaseException) -> Path | None:
+    """Append the traceback to <home>/logs/cbi-errors.log (the home of the command that ran, else
+    CBI_HOME); None when that folder cannot be written (e.g. the drive is not mounted)."""
+    home = config.current_home or Settings().home
+    try:
+        log_dir = Path(home).expanduser() / "logs"
+        if not log_dir.parent.is_dir():
+            return None
+        log_dir.mkdir(exist_ok=True)
+        path = log_dir / "cbi-errors.log"
+        from sync.journal import redact  # credential material never reaches a log
+
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"--- {datetime.now(timezone.utc).isoformat()} cbi {' '.join(sys.argv[1:])}\n")
+            f.write(redact("".join(traceback.format_exception(exc))) + "\n")
+        return path
+    except OSError:
+        return None
+
+
+class CbiGroup(TyperGroup):
+    """The root command group: routes an exception no command handled to one line on stderr and
+    exit 2 (never a traceback unless --debug), and a closed stdout (`cbi health | head -1`) to a
+    quiet exit, as a Unix tool does."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer_exc.Exit, typer_exc.Abort, typer_exc.TyperException, SystemExit):
+            raise  # an exit code a command chose, or a usage error typer reports itself
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise SystemExit(0) from None  # the reader closed the pipe: nothing failed
+        except KeyboardInterrupt:
+            err.print("[bold red]error:[/] interrupted; whatever was committed stays, the next run resumes")
+            raise SystemExit(2) from None
+        except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become exit 2
+            from sync.journal import redact
+
+            where = _crash_log(exc)
+            command = " ".join(a for a in sys.argv[1:3] if not a.startswith("-")) or ctx.invoked_subcommand or "cbi"
+            if os.environ.get(DEBUG_ENV) == "1":
+                err.print(redact("".join(traceback.format_exception(exc))), markup=False, highlight=False)
+            err.print(f"[bold red]error:[/] `cbi {escape(command)}` failed: {escape(redact(f'{type(exc).__name__}: {exc}'))}. "
+                      + (f"The traceback is in {where}; " if where else "")
+                      + "rerun with `cbi --debug ...` to see it; if it persists, report it with that log.", soft_wrap=True)
+            raise SystemExit(2) from None
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot raise.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
 
 app = typer.Typer(
     name="cbi",
@@ -28,10 +104,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=CbiGroup,
 )
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
+
+
+class _StderrHandler(logging.Handler):
+    """`cbi.*` warnings as `warning: ...` lines on stderr (the daemon logs to its file instead)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]{record.levelname.lower()}:[/] {escape(record.getMessage())}", soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"cbi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an unexpected error.")] = False,
+) -> None:
+    """CBI Local: a local-first DuckDB warehouse that mirrors BigQuery for ZL/MES forecasting."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    cbi_log = logging.getLogger("cbi")
+    if not any(isinstance(h, _StderrHandler) for h in cbi_log.handlers):
+        cbi_log.addHandler(_StderrHandler(logging.WARNING))
+        cbi_log.setLevel(logging.INFO)
+
 
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Warehouse home directory (default: $CBI_HOME or ~/.cbi).")
@@ -39,13 +141,21 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+def emit_json(payload: Any, ok: bool | None = None) -> None:
+    """The one `--json` envelope: an object with `ok` first (a list goes under `items`)."""
+    body = payload if isinstance(payload, dict) else {"items": payload}
+    verdict = ok if ok is not None else body.get("ok", True)
+    sys.stdout.write(json.dumps({"ok": verdict, **{k: v for k, v in body.items() if k != "ok"}}, indent=2, default=str) + "\n")
 
 
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _message(exc: BaseException) -> str:
+    # str(KeyError("x")) is "'x'": a KeyError's message is its argument
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def print_gate(gate: dict[str, Any] | None, indent: str = "") -> None:
@@ -63,7 +173,7 @@ def with_warehouse(
         with warehouse.open_warehouse(s.warehouse_path, read_only=not write) as con:
             return fn(con)
     except (warehouse.WarehouseError, *errors) as exc:
-        fail(str(exc))
+        fail(_message(exc))
         raise  # unreachable: fail() exits
 
 
@@ -150,10 +260,18 @@ def audit(
     s = settings(home)
     reports = [with_warehouse(s, audit_mod.audit_duckdb)]
     if bigquery:
-        from sync.bigquery.client import make_client
-        from sync.bigquery.layout import audit_bigquery
+        from google.api_core import exceptions as gexc
 
-        reports.append(audit_bigquery(make_client(s), s.bq_project, s.bq_location))
+        from sync.bigquery.client import NoCredentials, make_client
+        from sync.bigquery.layout import audit_bigquery
+        from sync.retry import Offline
+
+        try:
+            reports.append(audit_bigquery(make_client(s), s.bq_project, s.bq_location))
+        except (NoCredentials, Offline, gexc.GoogleAPIError) as exc:  # could not look: exit 2, not drift
+            from sync.journal import redact
+
+            fail(f"cannot audit BigQuery project {s.bq_project!r}: {redact(str(exc))}")
     ok = all(r.ok for r in reports)
     if as_json:
         emit_json({"ok": ok, "reports": [r.as_dict() for r in reports]})
@@ -229,8 +347,10 @@ def quarantine_release(
     from . import quarantine as q
 
     report = with_warehouse(settings(home), lambda con: q.release(con, ids, rule, table, batch), ValueError, write=True)
+    if not report.released:
+        _nothing_matched("release", home, ids, rule, table, batch, as_json)
     if as_json:
-        emit_json(report.__dict__)
+        emit_json(report.__dict__, ok=not (report.gate and report.gate["failed"]))
     else:
         console.print(
             f"released {report.released}: loaded {report.loaded}, duplicates {report.duplicates}, "
@@ -252,7 +372,29 @@ def quarantine_drop(
     if not yes and not typer.confirm("Mark the selected rows as dropped?"):
         raise typer.Exit(1)
     n = with_warehouse(settings(home), lambda con: q.drop(con, ids, rule, table, batch), ValueError, write=True)
+    if not n:
+        _nothing_matched("drop", home, ids, rule, table, batch, False)
     console.print(f"dropped {n} rows")
+
+
+def _nothing_matched(action: str, home: Path | None, ids: list[str] | None, rule: str | None, table: str | None,
+                     batch: str | None, as_json: bool) -> None:
+    """A release or drop whose selection matched no held row: say what is held instead, exit 1."""
+    from . import quarantine as q
+
+    held = with_warehouse(settings(home), lambda con: q.summary(con, "held"))
+    asked = " ".join(f"--{k} {v}" for k, v in (("rule", rule), ("table", table), ("batch", batch)) if v)
+    asked = " ".join([*(ids or []), asked]).strip() or "(no selection)"
+    by_rule: dict[str, int] = {}
+    for r in held:
+        by_rule[r["rule"]] = by_rule.get(r["rule"], 0) + r["rows"]
+    if as_json:
+        emit_json({"released": 0, "matched": 0, "held_by_rule": by_rule}, ok=False)
+    else:
+        err.print(f"nothing to {action}: no held row matches {escape(asked)}. Held now: "
+                  + (", ".join(f"{k} {v:,}" for k, v in sorted(by_rule.items())) or "nothing") + " (`cbi quarantine list`).",
+                  soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -268,6 +410,7 @@ def demo(
     s = settings()
     demo_home = home or (s.home / "demo")
     try:
+        warehouse.ensure_home(demo_home)
         summary = run_demo(settings(demo_home), console=err if as_json else console)
     except (warehouse.WarehouseError, FileNotFoundError, RuntimeError) as exc:
         fail(str(exc))
@@ -292,6 +435,10 @@ def run_cmd(
     from .run import inbox_inputs, run_job
 
     s = settings(home)
+    try:
+        warehouse.ensure_home(s.home)  # an unmounted drive: said before anything runs, nothing created
+    except warehouse.WarehouseError as exc:
+        fail(str(exc))
     box = (inbox or s.inbox)
     inputs = [p.expanduser().resolve() for p in paths or []]
     if not inputs and box is not None:
@@ -322,11 +469,16 @@ def run_cmd(
 
 
 from . import cli_features, cli_health, cli_ingest, cli_train  # noqa: E402,F401  (register their commands on `app`)
+from . import cli_fetch  # noqa: E402,F401  (registers `cbi fetch ...`)
 from sync import cli as _sync_cli  # noqa: E402,F401  (registers `cbi sync ...` and `cbi daemon`)
 from tui import cli as _tui_cli  # noqa: E402,F401  (registers `cbi tui`; Textual loads only when it runs)
 
 
 def main() -> None:
+    # `cbi health | head -1`: a closed pipe ends the process quietly, as it does any Unix tool,
+    # instead of raising BrokenPipeError at the next write.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app()
 
 

@@ -126,7 +126,7 @@ def train(
 
     report = with_warehouse(s, train_on, TrainError, write=True)
     if as_json:
-        emit_json(report)
+        emit_json(report, ok=not (report.get("gate") and report["gate"]["failed"]))
     else:
         _print_report(report)
     if report.get("gate") and report["gate"]["failed"]:

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     bq_location: str = Field(default="us-central1", description="BigQuery dataset location.")
     bq_endpoint: str | None = Field(default=None, description="API endpoint override (the local emulator).")
     gcs_bucket: str | None = Field(default=None, description="Bucket for staging large batches as Parquet.")
+    bq_max_bytes_billed: int = Field(default=10 * 1024**3, description="maximum_bytes_billed of every query job the sync runs (CBI_BQ_MAX_BYTES_BILLED; 0: no cap).")
     inbox: Path | None = Field(default=None, description="Folder the daemon ingests from (CBI_INBOX).")
 
     @property
@@ -31,8 +32,15 @@ class Settings(BaseSettings):
         return self.home / WAREHOUSE_FILE
 
 
+# The home of the command running in this process (set by settings()), so that an unexpected
+# error's traceback can be logged under <home>/logs/.
+current_home: Path | None = None
+
+
 def settings(home: Path | str | None = None) -> Settings:
     """Settings from the environment; an explicit --home wins over CBI_HOME."""
+    global current_home
     s = Settings()
     chosen = Path(home) if home is not None else s.home
-    return s.model_copy(update={"home": chosen.expanduser().resolve(), "sample_data": s.sample_data.expanduser().resolve()})
+    current_home = chosen.expanduser().resolve()
+    return s.model_copy(update={"home": current_home, "sample_data": s.sample_data.expanduser().resolve()})

@@ -8,6 +8,10 @@ is left for `cbi audit` to report, never done silently.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +25,15 @@ from data_contracts.model import Column, Contract, flat_columns
 
 
 class WarehouseError(RuntimeError):
-    pass
+    """The warehouse cannot be used as asked (missing, locked, home not creatable): exit 2."""
+
+
+class WarehouseLocked(WarehouseError):
+    """Another process holds the DuckDB file; `holder` says who (PID, command, how long)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 # DuckDB estimates a bulk commit's WAL size low (88k feature rows: 40 MB logged, estimated under
@@ -30,19 +42,87 @@ class WarehouseError(RuntimeError):
 WRITER_CONFIG = {"checkpoint_threshold": "8MB"}
 
 
+log = logging.getLogger("cbi.warehouse")
+
+# Folders whose children are volumes or top-level trees: a missing child there is a drive that is
+# not mounted (or a typo), never a folder to create. /Volumes is macOS's; the rest Linux's.
+MOUNT_PARENTS = (Path("/"), Path("/Volumes"), Path("/media"), Path("/mnt"), Path("/run/media"))
+
+
+def ensure_home(home: Path) -> Path:
+    """Create the warehouse home, or say why not. The missing folders are created only below an
+    existing folder that is not a mount parent, so `/Volumes/Drive/cbi` with the drive unplugged
+    (or `/nonexistent/cbi`) is an error that creates nothing, while `~/.cbi/demo` is created."""
+    home = Path(home)
+    if home.is_dir():
+        return home
+    missing = home
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    parent = missing.parent
+    if parent in MOUNT_PARENTS or parent.parent in (Path("/media"), Path("/run/media")):  # /media/<user>/<volume>
+        volume = f"{missing} does not exist"
+        for mp in MOUNT_PARENTS[1:]:
+            depth = 2 if mp.name == "media" else 1  # /media/<user>/<volume>
+            if home.is_relative_to(mp) and len(home.relative_to(mp).parts) > depth:
+                volume = f"volume {mp.joinpath(*home.relative_to(mp).parts[:depth])} is not mounted"
+                break
+        raise WarehouseError(f"cannot use home {home}: {volume} (plug in / mount the drive, or choose another "
+                             "--home / CBI_HOME); nothing was created")
+    if home.exists():
+        raise WarehouseError(f"cannot use home {home}: it exists and is not a folder")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WarehouseError(f"cannot create home {home}: {exc.strerror or exc}") from exc
+    return home
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the warehouse, from DuckDB's lock error: the PID and, where the OS tells, its
+    command line and how long it has run ("PID 4242: cbi daemon --interval 300, running 2m10s")."""
+    m = _PID.search(message)
+    if not m:
+        return "another process"
+    pid = m.group(1)
+    try:
+        out = subprocess.run(["ps", "-o", "etime=", "-o", "args=", "-p", pid], capture_output=True, text=True,
+                             timeout=2).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    if not out:
+        return f"PID {pid}"
+    etime, _, args = out.partition(" ")
+    args = " ".join(os.path.basename(a) if i == 0 or a.endswith("/cbi") else a
+                    for i, a in enumerate(args.split()))[:160]
+    return f"PID {pid}: {args}, running {etime.strip()}"
+
+
 def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (only `init` creates one). DuckDB allows one writer process; both
-    readers and writers retry briefly while another process holds the lock."""
+    readers and writers retry briefly (about 15 s over `retries` attempts) while another process
+    holds the lock, and say at once, on the `cbi.warehouse` logger, who holds it."""
     if not create and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: run `cbi init --home {path.parent}` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    delay = 0.05
+    ensure_home(path.parent)
+    delay, holder = 0.05, None
     for attempt in range(retries):
         try:
             return duckdb.connect(str(path), read_only=read_only, config={} if read_only else WRITER_CONFIG)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == retries - 1:
+            if "lock" not in str(exc).lower():
                 raise WarehouseError(f"cannot open {path}: {exc}") from exc
+            if holder is None:
+                holder = lock_holder(str(exc))
+                if retries > 1:
+                    log.warning("warehouse %s is held by %s; waiting up to %d s for it", path, holder,
+                                round(sum(min(0.05 * 2**i, 1.0) for i in range(retries - 1))))
+            if attempt == retries - 1:
+                raise WarehouseLocked(f"cannot open {path}: it is held by {holder} (DuckDB allows one writer; "
+                                      "wait for it to finish, or stop it)", holder) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")

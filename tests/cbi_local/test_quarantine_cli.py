@@ -19,7 +19,7 @@ def test_list_show_drop_and_release(tmp_path: Path, sample_data: Path):
         pipeline.migrate_legacy_dir(con, sample_data / "legacy_bq")
     home = ["--home", str(tmp_path)]
 
-    listed = json.loads(runner.invoke(app, ["quarantine", "list", *home, "--json"]).stdout)
+    listed = json.loads(runner.invoke(app, ["quarantine", "list", *home, "--json"]).stdout)["items"]
     by_rule = {(r["table"], r["rule"]): r["rows"] for r in listed}
     # The real DX-Y.NYB rows without provenance and the intraday rows in daily tables are held.
     assert by_rule[("market_data.yahoo_historical", "not_null")] == 1964
@@ -35,7 +35,7 @@ def test_list_show_drop_and_release(tmp_path: Path, sample_data: Path):
     assert refused.exit_code == 1
     dropped = runner.invoke(app, ["quarantine", "drop", "--rule", "daily_grain", "--yes", *home])
     assert dropped.exit_code == 0 and "dropped 56 rows" in dropped.output
-    after = json.loads(runner.invoke(app, ["quarantine", "list", "--status", "dropped", *home, "--json"]).stdout)
+    after = json.loads(runner.invoke(app, ["quarantine", "list", "--status", "dropped", *home, "--json"]).stdout)["items"]
     assert sum(r["rows"] for r in after) == 56  # kept for the record, never deleted
 
     # Releasing rows whose rule still fails sends them straight back: nothing bypasses the rules.

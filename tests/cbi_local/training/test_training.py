@@ -198,7 +198,7 @@ def test_baseline_mape_equals_the_no_change_forecast_on_the_test_rows(research_r
 def test_compare_gives_deltas_and_the_unweighted_column_is_the_unweighted_model(research_run, home):
     text = _cli("train", "--source", RESEARCH, "--horizons", "1w,1m", "--no-weights", "--home", str(home)).output
     assert "RESEARCH" in text and "is_research = true" in text and "purged walk-forward folds" in text
-    b_id = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)[0]["run_id"]
+    b_id = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)["items"][0]["run_id"]
     b = json.loads(Path(_q(home, "SELECT model_path FROM training.model_runs WHERE run_id = ? AND horizon = '1w'",
                            [b_id])[0][0]).parent.joinpath("run.json").read_text())
     assert b["run_id"] == b_id and b["weights"] == "none" and b["is_research"] and b["label"] == "RESEARCH"
@@ -216,7 +216,7 @@ def test_compare_gives_deltas_and_the_unweighted_column_is_the_unweighted_model(
         assert a_m["mape"] != a_m["unweighted_mape"]
     text = _cli("train", "compare", research_run["run_id"], b["run_id"], "--home", str(home)).output
     assert "RESEARCH" in text and "mape" in text
-    runs = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)
+    runs = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)["items"]
     assert {research_run["run_id"], b["run_id"]} <= {x["run_id"] for x in runs}
 
 
