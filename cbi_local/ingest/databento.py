@@ -36,6 +36,7 @@ import data_contracts as dc
 
 from . import databento_read as rd
 from . import databento_sql as sq
+from . import detect
 from .core import FileIdentity, IngestRun, identify
 
 TARGETS: dict[str, str] = {
@@ -45,11 +46,6 @@ TARGETS: dict[str, str] = {
     "ohlcv-1m": "market_data.databento_futures_ohlcv_1m",
     "ohlcv-1h": "market_data.databento_futures_ohlcv_1h",
     "ohlcv-1d": "market_data.databento_futures_ohlcv_1d",
-}
-# Databento schemas we recognise by name but have no table for (reported, not loaded).
-OTHER_SCHEMAS = {
-    "mbo", "mbp-1", "mbp-10", "tbbo", "trades", "bbo-1s", "bbo-1m", "cbbo-1s", "cbbo-1m", "cmbp-1", "tcbbo",
-    "ohlcv-eod", "status", "imbalance",
 }
 SIDECARS = {"manifest", "metadata", "symbology", "condition"}
 ENCODINGS = ("dbn", "json", "csv")
@@ -79,7 +75,9 @@ class DatabentoFile:
 def classify(path: Path) -> tuple[str | None, str | None, bool]:
     """(record_schema, encoding, zstd) from a file name; (None, None, False) if it is not Databento data."""
     m = _NAME.match(path.name)
-    if not m or m["schema"] not in TARGETS.keys() | OTHER_SCHEMAS:
+    # Every schema Databento writes is known (detect.DATABENTO_SCHEMAS, the library's list); those
+    # without a table (trades, status, mbo ...) are recorded as skipped, never loaded.
+    if not m or m["schema"] not in detect.DATABENTO_SCHEMAS:
         return None, None, False
     return m["schema"], m["enc"], bool(m["zst"])
 
@@ -131,10 +129,13 @@ def _files_under(folder: str) -> list[os.DirEntry]:
         except PermissionError:  # as rglob: an unreadable sub-folder is passed over
             return
         for e in entries:
-            if e.is_dir(follow_symlinks=False):
-                walk(e.path, parts + (e.name,))
-            elif e.is_file():
-                found.append((parts + (e.name,), e))
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path, parts + (e.name,))
+                elif e.is_file():
+                    found.append((parts + (e.name,), e))
+            except OSError:  # a symlink loop (ELOOP): not a file, not entered
+                continue
 
     walk(folder, ())
     found.sort(key=lambda x: x[0])
