@@ -108,7 +108,8 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
     if not create and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: run `cbi init --home {path.parent}` first")
     ensure_home(path.parent)
-    delay, holder = 0.05, None
+    delays = [min(0.05 * 2**i, 1.0) for i in range(retries - 1)]  # the back-off between attempts
+    holder = None
     for attempt in range(retries):
         try:
             return duckdb.connect(str(path), read_only=read_only, config={} if read_only else WRITER_CONFIG)
@@ -118,13 +119,11 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
             if holder is None:
                 holder = lock_holder(str(exc))
                 if retries > 1:
-                    log.warning("warehouse %s is held by %s; waiting up to %d s for it", path, holder,
-                                round(sum(min(0.05 * 2**i, 1.0) for i in range(retries - 1))))
+                    log.warning("warehouse %s is held by %s; waiting up to %d s for it", path, holder, round(sum(delays)))
             if attempt == retries - 1:
                 raise WarehouseLocked(f"cannot open {path}: it is held by {holder} (DuckDB allows one writer; "
                                       "wait for it to finish, or stop it)", holder) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            time.sleep(delays[attempt])
     raise AssertionError("unreachable")
 
 
