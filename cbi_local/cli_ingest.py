@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +19,12 @@ from .ingest.detect import UnknownInput
 def _print_batch(report: dict[str, Any]) -> None:
     batch = report["batch"]
     t = batch["totals"]
+    status = Counter(c["status"] for c in batch["files"].values())
+    read = status["loaded"] + status["replaced"]
+    # Files that were not read are said as such: an error or a skipped file is no "file loaded".
+    others = "".join(f", {status[s]} {s}" for s in ("error", "skipped", "empty") if status[s])
     console.print(
-        f"batch {batch['batch_id']} ({batch['status']}): {len(batch['files'])} files loaded, "
+        f"batch {batch['batch_id']} ({batch['status']}): {read} files read{others}, "
         f"{len(batch['unchanged_files'])} unchanged; rows read {t['rows_read']:,} = loaded {t['rows_loaded']:,} "
         f"+ quarantined {t['rows_quarantined']:,} + duplicates {t['rows_duplicate']:,}"
         + ("" if batch["balanced"] else " [red](UNBALANCED)[/]"),

@@ -70,6 +70,12 @@ def row_checks(contract: Contract) -> list[RowCheck]:
             checks.append(
                 RowCheck("positive", f"{ref} IS NOT NULL AND ({_not_finite(ref)} OR {ref} <= 0)", f"'{col}=' || {_show(col)} || ' is not > 0'", col)
             )
+    for r in contract.rules_of("finite"):
+        for col in r.columns:
+            ref = _ref(col)
+            checks.append(
+                RowCheck("finite", f"{ref} IS NOT NULL AND {_not_finite(ref)}", f"'{col}=' || {_show(col)} || ' is not a finite number'", col)
+            )
     for r in contract.rules_of("non_negative"):
         for col in r.columns:
             checks.append(RowCheck("non_negative", f"{_ref(col)} < 0", f"'{col}=' || {_show(col)} || ' is negative'", col))

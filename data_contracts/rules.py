@@ -42,6 +42,12 @@ def non_negative(*columns: str) -> Rule:
     return _rule("non_negative", columns)
 
 
+def finite(*columns: str) -> Rule:
+    """Values are finite numbers where present: no NaN, inf or overflow (FRED CSVs are text, and a float
+    parse turns 'NaN', 'inf', '-Infinity' or '1e999' into a DOUBLE that is no observation)."""
+    return _rule("finite", columns)
+
+
 def value_range(column: str, low: float, high: float) -> Rule:
     """low <= value <= high where present."""
     return _rule("value_range", (column,), low=low, high=high)

@@ -20,7 +20,7 @@ counts = run.stage(contract, rel, files=todo)
     #     source's copy of a kept row, logged to monitoring.dedup_conflicts); counted as duplicates, never loaded
     # The core fills lineage (source is passed per row in a `source` column or defaults to contract.sources[0].name;
     # file_sha256, batch_id, ingested_at), runs the contract's row-level rules (not_null, ohlc_sane, positive,
-    # non_negative, value_range, no_spreads, source_hierarchy, forbidden_values) as SQL, quarantines violators with
+    # finite, non_negative, value_range, no_spreads, source_hierarchy, forbidden_values) as SQL, quarantines violators with
     # rule + reason + JSON payload, skips exact duplicates on the primary key (within the input and against the table),
     # quarantines same-key-different-values rows (rule unique_key), inserts the rest — all set-based in DuckDB.
     # rel is evaluated exactly once, by the statement that builds the stage (no copy of the input is made first),

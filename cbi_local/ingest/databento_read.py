@@ -95,6 +95,7 @@ def typed_ddl(table: str, fields: tuple[Field, ...]) -> str:
 #         and undecodable files.
 
 BLOB_MAX = 512 << 20  # larger plain files are streamed by the csv scan
+MAX_LINE = 16 << 20  # bytes: the csv scan's max_line_size; no Databento text record comes near it
 
 # The name filter runs on the lines, not on the files: a join on the files caches their whole
 # text (one row per file) and so copies every byte once more, a third of the scan's fresh memory.
@@ -114,10 +115,15 @@ CSV_LINES = (
     "line, false AS _undecodable FROM (SELECT filename AS source_file, row_number() OVER () AS _rn, line FROM "
     "read_csv($paths, columns={'line': 'VARCHAR'}, delim='\x01\x02\x03\x04', quote='', escape='', "
     "header=false, filename=true, auto_detect=false, strict_mode=false, "
-    "encoding='latin-1', new_line='\\r\\n', max_line_size=16777216)) "
+    f"encoding='latin-1', new_line='\\r\\n', max_line_size={MAX_LINE + 1})) "
     # A name holding a glob character (* ?) must not pull in the files it happens to match.
     "WHERE source_file IN (SELECT unnest($paths))"
 )
+
+
+# A UTF-8 byte-order mark (Windows editors write one) is not part of the first record: as text
+# it is U+FEFF, as latin-1 (the csv scan) its three bytes.
+_BOM = {"blob": "chr(65279)", "csv": "'\xef\xbb\xbf'"}
 
 
 def scan_lines(con: duckdb.DuckDBPyConnection, table: str, paths: list[str], how: str = "csv") -> None:
@@ -126,26 +132,39 @@ def scan_lines(con: duckdb.DuckDBPyConnection, table: str, paths: list[str], how
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", {"paths": paths})
 
     if how != "blob":
-        return scan(CSV_LINES)
-    try:
-        scan(TEXT_LINES)
-    except duckdb.InvalidInputException as exc:
-        if "UTF-8" not in str(exc):
-            raise
-        scan(BLOB_LINES)
+        scan(CSV_LINES)
+    else:
+        try:
+            scan(TEXT_LINES)
+        except duckdb.InvalidInputException as exc:
+            if "UTF-8" not in str(exc):
+                raise
+            scan(BLOB_LINES)
+    bom = _BOM["blob" if how == "blob" else "csv"]
+    con.execute(
+        f"UPDATE {table} SET line = substr(line, length({bom}) + 1) "
+        f"WHERE record_number = 1 AND starts_with(line, {bom})"
+    )
 
 
 def _line_problem(line: str, check_ascii: bool) -> tuple[str, str]:
     """(rule, reason) SQL for problems a text line can have before parsing: NULL when none.
 
-    The blob scan only yields lines of files that decoded as UTF-8 (others are re-read), so
-    only the csv scan (latin-1) needs the non-ASCII test; there any non-ASCII byte is flagged.
+    A line over MAX_LINE bytes is a parse_error in either scan (the csv scan cannot hold one:
+    its file becomes a file-level error). The blob scan only yields lines of files that
+    decoded as UTF-8 (others are re-read), so only the csv scan (latin-1) needs the non-ASCII
+    test; there any non-ASCII byte is flagged.
     """
+    too_long = f"strlen({line}) > {MAX_LINE}"
+    long_reason = (
+        f"'line of ' || strlen({line}) || ' bytes is over the {MAX_LINE >> 20} MB limit of a text record: ' "
+        f"|| left({line}, 200)"
+    )
     if not check_ascii:
-        return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
+        return (f"CASE WHEN {too_long} THEN 'parse_error' END", f"CASE WHEN {too_long} THEN {long_reason} END")
     return (
-        f"CASE WHEN strlen({line}) <> length({line}) THEN 'encoding' END",
-        f"CASE WHEN strlen({line}) <> length({line}) THEN "
+        f"CASE WHEN {too_long} THEN 'parse_error' WHEN strlen({line}) <> length({line}) THEN 'encoding' END",
+        f"CASE WHEN {too_long} THEN {long_reason} WHEN strlen({line}) <> length({line}) THEN "
         f"'line is not ASCII text (invalid UTF-8 or non-ASCII bytes, shown as latin-1): ' || left({line}, {SHOW}) END",
     )
 

@@ -209,8 +209,8 @@ def bars_sql(typed: str, schema: str) -> str:
     rule, reason = _symbol_rules()
     extra_bad = " OR ".join(
         [_ts_bad("ts_event"), _big_bad("volume"), _big_bad("instrument_id"), _big_bad("publisher_id")]
-        + [f"({p} IS NOT NULL AND {p} = {I64_MAX})" for p in ("open", "high", "low", "close")]
-    )
+        + [_big_bad(p) for p in ("open", "high", "low", "close")]
+    )  # an UNDEF price (I64_MAX) is no parse error: it becomes NULL (px_sql) and the contract's not_null rejects it
     return f"""
     WITH {_common(typed, schema)},
     v AS (
@@ -225,7 +225,7 @@ def bars_sql(typed: str, schema: str) -> str:
            CASE WHEN NOT {_big_bad("volume")} THEN TRY_CAST(volume AS BIGINT) END AS volume,
            source_file, record_number,
            coalesce(_rule1, {rule}) AS _rule,
-           CASE WHEN _rule1 IS NOT NULL THEN 'value out of range (ts_event, volume, ids) or an UNDEF price: ts_event='
+           CASE WHEN _rule1 IS NOT NULL THEN 'value out of range (ts_event, volume, ids, prices): ts_event='
                 || coalesce(CAST(ts_event AS VARCHAR), 'NULL') || ' volume=' || coalesce(CAST(volume AS VARCHAR), 'NULL')
                 || ' open=' || coalesce(CAST(open AS VARCHAR), 'NULL')
                 || coalesce(': ' || left(_line, 2000), '')

@@ -14,7 +14,7 @@ fred_economic = Contract(
     partition=Partition("date", "YEAR"),
     clustering=("series_id",),
     sources=(FRED,),
-    rules=(r.not_null("series_id", "date"), r.unique_key(), r.freshness("date", max_age_days=45)),
+    rules=(r.not_null("series_id", "date"), r.finite("value"), r.unique_key(), r.freshness("date", max_age_days=45)),
 )
 
 # Weather and CFTC are collected by scheduled cloud jobs: BigQuery holds the truth and

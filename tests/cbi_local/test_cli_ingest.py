@@ -104,3 +104,19 @@ def test_ingest_names_what_it_cannot_read(home: Path, sample_data: Path, tmp_pat
     assert result.exit_code == 2 and "not recognised" in result.output and "notes.txt" in result.output
     result = runner.invoke(app, ["ingest", str(sample_data / "legacy_bq"), "--home", str(home)])
     assert result.exit_code == 2 and "cbi migrate-legacy" in result.output
+
+
+def test_the_summary_line_counts_files_by_what_happened_to_them(home: Path, sample_data: Path, tmp_path: Path):
+    """A folder of one loadable file, one unreadable and one of a schema no table holds: "1 files read,
+    1 error, 1 skipped", never "3 files loaded"."""
+    import shutil
+
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    folder = tmp_path / "GLBX-20251118-TAAH7VN45V"
+    folder.mkdir()
+    shutil.copy(glbx / "test_data.ohlcv-1d.dbn.zst", folder / "glbx-mdp3-20201228.ohlcv-1d.dbn.zst")
+    shutil.copy(glbx / "test_data.trades.dbn.zst", folder / "glbx-mdp3-20201228.trades.dbn.zst")
+    (folder / "glbx-mdp3-20201229.ohlcv-1d.dbn.zst").write_bytes(b"DBN\x03 not really")
+    result = runner.invoke(app, ["ingest", str(folder), "--home", str(home)])
+    assert result.exit_code == 1, result.output
+    assert "1 files read, 1 error, 1 skipped, 0 unchanged" in result.output

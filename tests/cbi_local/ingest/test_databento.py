@@ -603,3 +603,48 @@ def test_out_of_range_numbers_are_parse_errors_not_crashes(con, glbx, tmp_path):
         ("statistics", 1, "parse_error"), ("statistics", 2, "parse_error"),
     ]
     assert summary["totals"]["rows_loaded"] == 1 + 2
+
+
+def test_bom_and_crlf_lose_no_line(con, glbx, tmp_path):
+    """A file saved by a Windows editor (UTF-8 byte-order mark, CRLF line ends) loads every record,
+    plain and zstd-compressed alike (the two text scans)."""
+    raw = raw_json_lines(glbx, "ohlcv-1h")
+    data = b"\xef\xbb\xbf" + "\r\n".join(raw).encode() + b"\r\n"
+    folder = batch_folder(tmp_path, glbx)
+    (folder / "glbx-mdp3-20201228.ohlcv-1h.json").write_bytes(data)
+    (folder / "glbx-mdp3-20201229.ohlcv-1h.json.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    assert quarantine(con) == []
+    t = summary["totals"]
+    assert (t["rows_read"], t["rows_loaded"], t["rows_duplicate"]) == (2 * len(raw), len(raw), len(raw))
+    assert len(rows(con, "ohlcv-1h")) == len(raw)
+
+
+def test_undef_price_becomes_null_and_fails_not_null(con, glbx, tmp_path):
+    """Databento's UNDEF_PRICE (i64::MAX) means "no price": it becomes NULL, not a parse error; a bar
+    without a close or high then fails the contract's not_null, by rule."""
+    folder = batch_folder(tmp_path, glbx)
+    recs = [json.loads(line) for line in raw_json_lines(glbx, "ohlcv-1h")]
+    recs[0]["close"] = recs[1]["high"] = "9223372036854775807"
+    (folder / "glbx-mdp3-20201228.ohlcv-1h.json").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    got = [(n, rule) for _, n, rule, _ in quarantine(con)]
+    assert got == [(1, "not_null"), (2, "not_null")]
+    reasons = [r for *_, r in quarantine(con)]
+    assert "close is missing" in reasons[0] and "high is missing" in reasons[1]
+    assert summary["totals"]["rows_loaded"] == len(recs) - 2
+
+
+def test_a_line_over_16_mb_is_a_parse_error_with_its_size(con, glbx, tmp_path):
+    folder = batch_folder(tmp_path, glbx)
+    raw = raw_json_lines(glbx, "ohlcv-1h")
+    rec = json.loads(raw[0])
+    rec["padding"] = "x" * (17 << 20)  # still valid JSON and a valid record otherwise
+    (folder / "glbx-mdp3-20201228.ohlcv-1h.json").write_text(json.dumps(rec) + "\n" + "\n".join(raw[1:]) + "\n")
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    [(_, n, rule, reason)] = quarantine(con)
+    assert (n, rule) == (1, "parse_error") and "over the 16 MB limit" in reason and f"{len(json.dumps(rec))} bytes" in reason
+    assert summary["totals"]["rows_loaded"] == len(raw) - 1

@@ -118,3 +118,26 @@ def test_unreadable_inputs_are_rejected_and_accounted(con, tmp_path: Path, sampl
     assert rule == "bad_type" and "n/a" in reason
     assert con.execute("SELECT count(*) FROM monitoring.quarantine WHERE rule = 'parse_error'").fetchone()[0] == 1
     assert "NOTFRED" not in {r[0] for r in con.execute("SELECT DISTINCT series_id FROM raw_intelligence.fred_economic").fetchall()}
+
+
+def test_non_numbers_and_non_finite_values_are_quarantined_by_name(con, tmp_path: Path, sample_data: Path):
+    """FRED CSVs are text: 'abc' does not cast (bad_type); NaN, inf, -Infinity and 1e999 cast to a DOUBLE
+    that is no observation (rule finite). The good rows load and the counts add up."""
+    folder = tmp_path / "fred"
+    folder.mkdir()
+    good = (sample_data / "fred" / "DGS10.csv").read_text()
+    bad = ["2031-01-02,abc", "2031-01-03,NaN", "2031-01-06,inf", "2031-01-07,-Infinity", "2031-01-08,1e999"]
+    (folder / "DGS10.csv").write_text(good.rstrip("\n") + "\n" + "\n".join(bad) + "\n")
+    rows, _ = _expected(sample_data / "fred" / "DGS10.csv")
+
+    _, summary = _run(con, [folder])
+
+    s = summary.as_dict()
+    assert s["balanced"]
+    assert (s["totals"]["rows_read"], s["totals"]["rows_loaded"], s["totals"]["rows_quarantined"]) == (rows + 5, rows, 5)
+    got = con.execute("SELECT rule, reason FROM monitoring.quarantine ORDER BY record_number").fetchall()
+    assert [r for r, _ in got] == ["bad_type", "finite", "finite", "finite", "finite"]
+    assert "value=nan is not a finite number" in got[1][1]
+    assert con.execute(
+        "SELECT count(*) FROM raw_intelligence.fred_economic WHERE NOT (abs(value) < 'inf'::DOUBLE)"
+    ).fetchone()[0] == 0
