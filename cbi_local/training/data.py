@@ -8,6 +8,8 @@ of the market_data, pivots, regime and macro STRUCTs, except
   * regime.weight (the sample weight, not a feature) and regime.name (a label of the era);
   * macro.vix_regime (a bucketing of macro.vix, which is a feature).
 Targets (target_h) and forward closes (fwd_close_h) are labels, never features.
+`Frame.vol21` is market_data.volatility_21d (annualised 21-session volatility, also a feature):
+the vol-band baseline reads it (metrics.vol_band).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ NOT_FEATURES = {
 }
 CLOSE = f"market_data{SEP}close"
 WEIGHT = f"regime{SEP}weight"
+VOL21 = f"market_data{SEP}volatility_21d"
 _NUMERIC = ("FLOAT64", "INT64", "NUMERIC", "BOOL")
 
 
@@ -77,6 +80,7 @@ class Frame:
     targets: dict[str, np.ndarray] = field(default_factory=dict)  # horizon -> log return (NaN unknown)
     fwd_close: dict[str, np.ndarray] = field(default_factory=dict)
     excluded: dict[str, str] = field(default_factory=dict)
+    vol21: np.ndarray = field(default_factory=lambda: np.empty(0))  # annualised, NaN until 21 returns exist
 
     @property
     def rows(self) -> int:
@@ -104,7 +108,7 @@ def load_frame(
     direct, levels, excluded = feature_spec()
     targets = [f"target_{h}" for h in HORIZONS]
     fwd = [f"fwd_close_{h}" for h in HORIZONS]
-    cols = ["date", "regime_name", CLOSE, WEIGHT, *direct, *levels, *targets, *fwd]
+    cols = ["date", "regime_name", CLOSE, WEIGHT, VOL21, *direct, *levels, *targets, *fwd]
     sql = (
         f"SELECT {', '.join(quote(c) for c in dict.fromkeys(cols))} FROM ({flat_select_sql()}) "
         "WHERE symbol = $symbol AND matrix_source = $src "
@@ -144,4 +148,5 @@ def load_frame(
         targets={h: df[f"target_{h}"].cast(pl.Float64).fill_null(np.nan).to_numpy() for h in HORIZONS},
         fwd_close={h: df[f"fwd_close_{h}"].cast(pl.Float64).fill_null(np.nan).to_numpy() for h in HORIZONS},
         excluded={**excluded, CLOSE: "price level (enters through the rel__ ratios)"},
+        vol21=df[VOL21].cast(pl.Float64).fill_null(np.nan).to_numpy(),
     )
