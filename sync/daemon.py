@@ -171,18 +171,23 @@ class Daemon:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, max_cycles: int | None = None, log=None) -> int:
+        """Cycle until stopped; the exit code. A bounded run (`--cycles N`, a script's or a test's) exits 1
+        when any of its cycles failed; a service stopped by SIGTERM/SIGINT exits 0 (a clean stop: launchd and
+        systemd restart only a failed process), its failures being in the log and the heartbeat."""
         say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        failed = 0
         with sync_lock(self.settings.home, "daemon"):
             say(f"cbi daemon: home {self.settings.home}, inbox {self.inbox or '(none: set CBI_INBOX)'}, every {self.interval:g}s")
             while not self.stop.is_set():
                 result = self.cycle()
+                failed += not result.ok
                 wait = self.next_wait(result)
                 say(f"cycle {self.cycles}: {'ok' if result.ok else 'FAILED'}: {result.message()}" + (f"; {result.error}" if result.error else "") + f"; next in {wait:g}s")
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
                 self.stop.wait(wait)
-            say("cbi daemon: stopped")
-        return 0
+            say(f"cbi daemon: stopped after {self.cycles} cycles, {failed} failed")
+        return 1 if failed and max_cycles is not None else 0
 
 
 # --- service files ---------------------------------------------------------------------------

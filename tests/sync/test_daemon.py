@@ -59,6 +59,10 @@ def test_offline_keeps_batches_pending_and_backs_off(sample_data, tmp_path, make
         beat = con.execute("SELECT status, error FROM ops.daemon_heartbeat").fetchall()
     assert beat[0][0] == "offline" and "unreachable" in beat[0][1]
     assert daemon.next_wait(type(first)(ok=True)) == 10  # back to the interval once BigQuery answers
+    # A bounded run (`cbi daemon --cycles N`, as a script runs it) whose cycle failed exits 1, and says so.
+    said: list[str] = []
+    assert Daemon(s, interval=10, inbox=inbox).run(max_cycles=1, log=said.append) == 1
+    assert said[-1] == "cbi daemon: stopped after 1 cycles, 1 failed"
 
 
 def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(tmp_path, make_settings):
