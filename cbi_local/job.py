@@ -1,9 +1,12 @@
 """The main job's steps, shared by `cbi demo`, `cbi run` and every `cbi daemon` cycle.
 
 A step is `(name, fn)` where `fn(ctx)` does one thing and returns its counts (a dict; a
-false `ok` marks a problem it found). `run_steps` runs a list of them in order, times each,
-and stops at the first that raises: the error (credentials redacted) becomes that step's
-result, so a summary always says how far the job got. The entry points differ only in
+false `ok` marks a problem it found). `run_steps` runs a list of them in order and times
+each; a step that raises has the error (credentials redacted) as its result, and only the
+steps that depend on it (NEEDS, transitively) are skipped, each saying why: a failed
+features step does not keep the validated batches from being pushed and pulled. A step
+NEEDS does not name depends on every step before it. A failure that means BigQuery is
+unreachable skips every step that needs BigQuery. The entry points differ only in
 their inputs and their list: the demo ingests the sample data into an emulator-backed home,
 `cbi run` and the daemon ingest the user's inbox and sync with the configured project.
 """
@@ -46,16 +49,51 @@ Step = tuple[str, Callable[[JobContext], dict[str, Any]]]
 OnStep = Callable[[str, int, int], None]
 
 
+# What each step needs to have succeeded (names absent from a job's list are ignored).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "warehouse": ("sample data",),
+    "ingest": ("warehouse",),
+    "legacy migration": ("warehouse",),
+    "health": ("warehouse",),
+    "coverage": ("warehouse",),
+    "features": ("warehouse",),
+    "training": ("features",),
+    "tables": ("warehouse",),
+    "bigquery": (),
+    "bigquery layout": ("warehouse", "bigquery"),
+    "push": ("bigquery layout",),
+    "pull": ("bigquery layout",),
+    "parity": ("push", "pull"),
+    "audit": ("warehouse", "bigquery layout"),
+}
+BIGQUERY_STEPS = ("bigquery", "bigquery layout")  # unusable once a step finds BigQuery unreachable
+
+
+def is_offline(exc: BaseException) -> bool:
+    from sync.retry import Offline, is_transient
+
+    return isinstance(exc, Offline) or getattr(exc, "offline", False) or is_transient(exc)
+
+
 def run_steps(ctx: JobContext, steps: list[Step], on_step: OnStep | None = None,
               should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Run `steps` in order; returns {"ok", "seconds", "steps", ["failed_step", "stopped"]}."""
+    """Run `steps` in order; returns {"ok", "seconds", "steps", ["failed_step", "failed_steps", "stopped"]}.
+
+    ctx.error is the first exception raised (the daemon's back-off reads it)."""
     say = on_step or (lambda *_: None)
     started = time.perf_counter()
     out: dict[str, Any] = {"ok": True, "steps": ctx.results}
+    failed: set[str] = set()  # failed or skipped: what depends on them is skipped too
     for i, (name, fn) in enumerate(steps):
         if should_stop and should_stop():
             out["stopped"] = name
             break
+        needs = NEEDS.get(name, tuple(n for n, _ in steps[:i]))
+        blocked = [n for n in needs if n in failed]
+        if blocked:
+            failed.add(name)
+            ctx.results[name] = {"skipped": f"needs {', '.join(blocked)}, which did not succeed", "seconds": 0.0}
+            continue
         say(name, i, len(steps))
         t0 = time.perf_counter()
         try:
@@ -63,14 +101,16 @@ def run_steps(ctx: JobContext, steps: list[Step], on_step: OnStep | None = None,
         except Exception as exc:  # noqa: BLE001 - recorded as the step's failure; the caller decides the exit code
             from sync.journal import redact  # credential material never reaches a summary
 
-            ctx.error = exc
+            ctx.error = ctx.error or exc
             result = dict(exc.result) if isinstance(exc, StepFailed) else {}
             result.update(ok=False, error=redact(str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"))
-            out["failed_step"] = name
+            out.setdefault("failed_step", name)
+            out.setdefault("failed_steps", []).append(name)
+            failed.add(name)
+            if is_offline(exc):
+                failed.update(BIGQUERY_STEPS)
         result["seconds"] = round(time.perf_counter() - t0, 2)
         ctx.results[name] = result
-        if ctx.error is not None:
-            break
     say("done", len(steps), len(steps))
     out["changes"] = changes(ctx.results)
     out["changed"] = any(out["changes"].values())

@@ -78,10 +78,16 @@ def release(con, ids=None, rule=None, table=None, batch=None) -> ReleaseReport:
     """Re-load held rows after a fix. They pass through the same rules as any input: a row that
     still breaks one goes back to the quarantine (a new entry) and the old one is closed. The
     release batch then passes the same health gate as any batch: if it fails a table-level
-    rule, all its rows go back too (counted as quarantined again)."""
+    rule, all its rows go back too (counted as quarantined again). One transaction: a release
+    killed or failing half-way leaves the quarantine as it was."""
     chosen = _select_ids(con, ids, rule, table, batch)
     if not chosen:
         return ReleaseReport(0, 0, 0, 0, None)
+    with transaction(con):
+        return _release(con, chosen)
+
+
+def _release(con, chosen: list[str]) -> ReleaseReport:
     con.execute("CREATE OR REPLACE TEMP TABLE _cbi_release AS SELECT * FROM monitoring.quarantine WHERE quarantine_id IN (SELECT unnest(?))", [chosen])
     tables = [r[0] for r in con.execute("SELECT DISTINCT table_name FROM _cbi_release WHERE payload IS NOT NULL").fetchall()]
     run = IngestRun(con, kind="release")

@@ -3,6 +3,17 @@
 `init` creates or migrates in place. Migration only ever adds (tables, columns, STRUCT
 fields); anything it cannot do without risking data (a changed type, a dropped column)
 is left for `cbi audit` to report, never done silently.
+
+Crash recovery (the ingest's unit of recovery is its batch): an ingest stages each table's
+rows under a batch in status `open`, each stage one transaction, then closes the batch
+(file manifest, counts, health gate, continuous rebuild, final status) in ONE transaction
+(`cbi_local.pipeline`). A process killed before that commit leaves an `open` batch whose rows
+are in the tables but in no manifest. Every writer connection (`connect()` without
+read_only) first rolls such batches back: their rows are deleted from every table that
+has a `batch_id` column and the batch is marked `rolled_back`, so its files are new again
+and the rerun loads them as an uninterrupted run would have. Only this process's own
+open batches (an ingest in progress, `OPEN_BATCHES`) are left alone: DuckDB allows one
+writer process, so any other open batch belongs to a process that is gone.
 """
 
 from __future__ import annotations
@@ -43,6 +54,10 @@ WRITER_CONFIG = {"checkpoint_threshold": "8MB"}
 
 
 log = logging.getLogger("cbi.warehouse")
+
+# Batches this process has open (an IngestRun between opening and closing its batch): the
+# recovery never rolls these back.
+OPEN_BATCHES: set[str] = set()
 
 # Folders whose children are volumes or top-level trees: a missing child there is a drive that is
 # not mounted (or a typo), never a folder to create. /Volumes is macOS's; the rest Linux's.
@@ -112,7 +127,7 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
     holder = None
     for attempt in range(retries):
         try:
-            return duckdb.connect(str(path), read_only=read_only, config={} if read_only else WRITER_CONFIG)
+            con = duckdb.connect(str(path), read_only=read_only, config={} if read_only else WRITER_CONFIG)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise WarehouseError(f"cannot open {path}: {exc}") from exc
@@ -124,7 +139,45 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
                 raise WarehouseLocked(f"cannot open {path}: it is held by {holder} (DuckDB allows one writer; "
                                       "wait for it to finish, or stop it)", holder) from exc
             time.sleep(delays[attempt])
+            continue
+        if not read_only:
+            roll_back_unfinished(con)
+        return con
     raise AssertionError("unreachable")
+
+
+def roll_back(con: duckdb.DuckDBPyConnection, batch_ids: list[str], why: str) -> None:
+    """Remove every row the batches wrote (any table with a `batch_id` column) and mark them
+    `rolled_back`, in one transaction. Only for batches that never closed: nothing of theirs
+    is in the file manifest or was pushed."""
+    with transaction(con):
+        for contract in dc.CONTRACTS:
+            if "batch_id" in contract.column_names and contract.fqn not in ("ops.batches", "ops.sync_log"):
+                con.execute(f"DELETE FROM {to_duckdb.table_ref(contract)} WHERE batch_id IN (SELECT unnest(?))", [batch_ids])
+        con.execute(
+            "UPDATE ops.batches SET status = 'rolled_back', rows_loaded = 0, error = ? "
+            "WHERE batch_id IN (SELECT unnest(?)) AND status = 'open'",
+            [why, batch_ids],
+        )
+    for b in batch_ids:
+        OPEN_BATCHES.discard(b)
+
+
+def roll_back_unfinished(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Roll back the open batches of processes that are gone (see the module doc); returns their ids."""
+    has_batches = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ops' AND table_name = 'batches'"
+    ).fetchone()[0]
+    if not has_batches:
+        return []
+    dead = [b for (b,) in con.execute("SELECT batch_id FROM ops.batches WHERE status = 'open' ORDER BY created_at").fetchall()
+            if b not in OPEN_BATCHES]
+    if dead:
+        roll_back(con, dead, "rolled back: the run that opened it stopped before closing it (killed or crashed); "
+                             "its files load again on the next run")
+        log.warning("rolled back %d unfinished batch(es) of a run that stopped before closing them: %s; "
+                    "their files load again on the next run", len(dead), ", ".join(dead))
+    return dead
 
 
 @contextlib.contextmanager
@@ -136,16 +189,34 @@ def open_warehouse(path: Path, read_only: bool = False, create: bool = False) ->
         con.close()
 
 
+_DEPTH: dict[int, int] = {}  # id(connection) -> how many transaction() blocks are open on it
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One transaction: committed when the block ends, rolled back when it raises, so a failed
-    step never leaves the connection inside a half-done transaction."""
+    step never leaves the connection inside a half-done transaction.
+
+    Re-entrant: a block inside another joins it (commits with the outermost, and anything
+    raised inside rolls back all of it), so a step that is one transaction on its own (the
+    health gate, the continuous rebuild) is part of the batch's closing transaction."""
+    key = id(con)
+    if _DEPTH.get(key):
+        _DEPTH[key] += 1
+        try:
+            yield con
+        finally:
+            _DEPTH[key] -= 1
+        return
     con.execute("BEGIN")
+    _DEPTH[key] = 1
     try:
         yield con
     except BaseException:
+        _DEPTH.pop(key, None)
         con.execute("ROLLBACK")
         raise
+    _DEPTH.pop(key, None)
     con.execute("COMMIT")
 
 

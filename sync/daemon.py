@@ -29,7 +29,6 @@ from cbi_local.config import Settings
 from cbi_local.warehouse import transaction
 
 from .journal import now, redact, sync_lock
-from .retry import Offline, is_transient
 
 INBOX_ENV = "CBI_INBOX"
 DEFAULT_INTERVAL = 300
@@ -144,7 +143,7 @@ class Daemon:
                 if ctx.error is not None:
                     exc = ctx.error
                     result.ok = False
-                    result.offline = isinstance(exc, Offline) or getattr(exc, "offline", False) or is_transient(exc)
+                    result.offline = job.is_offline(exc)
                     result.error = redact(str(exc) if isinstance(exc, job.StepFailed) else f"{type(exc).__name__}: {exc}")
             finally:
                 self.cycles += 1

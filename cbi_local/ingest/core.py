@@ -30,6 +30,11 @@ run.file_error(fid, rule="parse_error", reason="...")   # a whole file that cann
 run.file_skipped(fid, reason="...")   # a valid file no contract holds (e.g. Databento trades): recorded, not an error
 summary = run.finish()   # records ops.file_manifest rows, closes the batch as 'validated'; summary.as_dict() has per-file
                          # and total counts with rows_read == rows_loaded + rows_quarantined + rows_duplicate
+run.abort(why)           # the run failed before closing: everything it wrote is removed, the batch is 'rolled_back'
+
+Crash safety: each stage() is one transaction; finish() belongs in the caller's closing transaction
+with the health gate and the continuous rebuild (`cbi_local.pipeline`), so a batch is either still
+`open` (rolled back by the next writer connection, see cbi_local/warehouse.py) or closed whole.
 
 `con` is a duckdb connection to a warehouse created by `cbi_local.warehouse.init(path)`. Contracts: `import data_contracts as dc; dc.get("market_data.databento_futures_ohlcv_1h")`; column names, types, primary keys and rules are in /work/main/data_contracts/ (read tables/*.py and columns.py). NEVER spell a table's schema anywhere else; derive column lists from the contract (`contract.column_names`).
 """
@@ -51,7 +56,10 @@ from data_contracts.model import Contract
 from data_contracts.to_duckdb import column_type, quote, table_ref
 
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
-from ..warehouse import transaction
+from ..faults import maybe_fault
+from ..warehouse import OPEN_BATCHES, roll_back, transaction
+
+FAULT_ENV = "CBI_INGEST_FAULT"  # crash tests: after:<open|stage|file_error|finish|gate|continuous|close>[:n]
 
 BOOKKEEPING = ("source_file", "record_number", "_rule", "_reason", "_duplicate")
 _SRC = "_cbi_src"  # the input of stage(), as a view (or a registered Arrow/Polars object)
@@ -151,6 +159,12 @@ class IngestRun:
             "INSERT INTO ops.batches (batch_id, created_at, kind, status) VALUES (?, ?, ?, 'open')",
             [self.batch_id, _now(), kind],
         )
+        OPEN_BATCHES.add(self.batch_id)  # until finish(): a writer connection's recovery leaves it alone
+        maybe_fault(FAULT_ENV, "open")
+
+    def abort(self, why: str) -> None:
+        """The run failed before its batch closed: remove everything it wrote (see warehouse.roll_back)."""
+        roll_back(self.con, [self.batch_id], f"rolled back: {why}")
 
     # -- planning ---------------------------------------------------------------------
     def known_paths(self, paths: list[str]) -> set[str]:
@@ -219,6 +233,7 @@ class IngestRun:
                 raise ValueError(f"staged rows for {contract.fqn} carry columns the contract does not declare: {sorted(unknown)}")
             with transaction(con):
                 counts = self._stage_in_transaction(contract, in_cols, files)
+            maybe_fault(FAULT_ENV, "stage")
         finally:
             self._drop_input(rel)
             con.execute("DROP TABLE IF EXISTS _cbi_stage")
@@ -444,6 +459,7 @@ class IngestRun:
             """,
             [_now(), self.batch_id, table, path, fid.sha256, rule, f"{path}: {rule}: {reason}"],
         )
+        maybe_fault(FAULT_ENV, "file_error")
 
     def file_skipped(self, fid: FileIdentity, reason: str, status: str = "skipped") -> None:
         """A file that is valid but not for this warehouse (e.g. a Databento schema no contract
@@ -492,6 +508,8 @@ class IngestRun:
                 [summary.status, t.rows_read, t.rows_loaded, t.rows_quarantined, t.rows_duplicate, self.tables,
                  f"{len(self.counts)} files, {len(self.unchanged)} unchanged", self.batch_id],
             )
+        OPEN_BATCHES.discard(self.batch_id)
+        maybe_fault(FAULT_ENV, "finish")
         return summary
 
 
