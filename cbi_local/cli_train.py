@@ -36,6 +36,8 @@ def _print_report(r: dict[str, Any]) -> None:
     )
     if r["is_research"]:
         console.print(f"  {_RESEARCH}: trained on a non-canonical matrix; recorded with is_research = true, never production.")
+    console.print("  regime names, boundaries and weights come from the user's registry, written after the fact (ex "
+                  "post): the weights and regime features carry hindsight no live forecast has.", soft_wrap=True)
     folds = Table(title="purged walk-forward folds (embargo = sessions between train end and test start, >= horizon)")
     for col in ("h", "fold", "train", "rows", "embargo", "test", "rows ", "regimes", "label overlap",
                 "MAPE % model/base/unw"):
@@ -62,13 +64,22 @@ def _print_report(r: dict[str, Any]) -> None:
             cells = (_f(m[prefix + k], 2 if k in ("mape", "mae") else 3) for k in keys)
             t.add_row(h if i == 0 else "", name if i else "[bold]model[/]", *cells, end_section=prefix == "unweighted_")
     console.print(t)
-    fc = Table(title=f"forecasts {'(RESEARCH) ' if r['is_research'] else ''}from {r['forecasts'][0]['as_of_date']} "
-                     f"(close {r['forecasts'][0]['close']:.2f})" if r["forecasts"] else "forecasts")
-    for col in ("h", "target date", "P10", "P50", "P90", "point"):
-        fc.add_column(col, justify="left" if col in ("h", "target date") else "right")
+    _print_scoring(r)
+    fc = Table(title=f"published forecasts {'(RESEARCH) ' if r['is_research'] else ''}from {r['forecasts'][0]['as_of_date']} "
+                     f"(close {r['forecasts'][0]['close']:.2f}); method = model only where it passed the gate"
+               if r["forecasts"] else "forecasts")
+    for col in ("h", "target date", "method", "P10", "P50", "P90", "point", "model's own P10 / P50 / P90"):
+        fc.add_column(col, justify="left" if col in ("h", "target date", "method") else "right")
     for f in r["forecasts"]:
-        fc.add_row(f["horizon"], str(f["target_date"]), _f(f["p10"], 2), _f(f["p50"], 2), _f(f["p90"], 2), _f(f["point"], 2))
+        own = f["by_method"]["model"]
+        method = f["method"] if f["method"] == "model" else f"[yellow]{f['method']}[/] (baseline)"
+        fc.add_row(f["horizon"], str(f["target_date"]), method, _f(f["p10"], 2), _f(f["p50"], 2), _f(f["p90"], 2),
+                   _f(f["point"], 2), f"{_f(own['p10'], 2)} / {_f(own['p50'], 2)} / {_f(own['p90'], 2)}")
     console.print(fc)
+    if any(f["method"] != "model" for f in r["forecasts"]):
+        console.print(f"  the model did not pass the publication gate at {', '.join(f['horizon'] for f in r['forecasts'] if f['method'] != 'model')}: "
+                      "the best baseline is published instead (see the scoring table); "
+                      f"gate: {r['publication_gate']}", soft_wrap=True)
     top = {h: ", ".join(x["feature"] for x in hr["feature_importance"][:3]) for h, hr in r["horizons"].items()}
     console.print("top features (gain): " + "; ".join(f"{h}: {v}" for h, v in top.items()), soft_wrap=True)
     if r.get("model_path"):
@@ -78,6 +89,33 @@ def _print_report(r: dict[str, Any]) -> None:
             soft_wrap=True,
         )
     print_gate(r.get("gate"))
+
+
+def _p(v: Any) -> str:
+    return "—" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}")
+
+
+def _print_scoring(r: dict[str, Any]) -> None:
+    t = Table(title="scoring on the same test rows (all folds): model beside the baselines",
+              caption="QS = quantile score (mean pinball, % of price), lower is better; cover = share inside P10-P90 "
+                      "(pooled, then per fold); DM p = one-sided p that the method beats no_change (abs % error) / "
+                      "vol_band (quantile loss); * = published; (i) = indicative, few independent windows")
+    for col in ("h", "method", "MAPE%", "QS%", "cover", "per fold", "dir. acc. [90% CI]", "DM p nc / vb"):
+        t.add_column(col, justify="left" if col in ("h", "method") else "right", no_wrap=True)
+    for h, hr in r["horizons"].items():
+        sc = hr["scoring"]
+        rows = {"model": sc["model"], **sc["baselines"]}
+        for i, (name, m) in enumerate(rows.items()):
+            label = f"[bold green]{name} *[/]" if name == sc["published"]["method"] else name
+            t.add_row(
+                (f"{h} (i)" if sc["indicative"] else h) if i == 0 else "", label, _f(m["mape"], 2),
+                _f(m["quantile_score"], 3), _f(m["coverage_p10_p90"], 2),
+                " ".join(_f(f[name]["coverage_p10_p90"], 2) for f in sc["per_fold"]),
+                f"{_f(m['directional_accuracy'], 2)} [{_f(m.get('directional_accuracy_lo'), 2)}, "
+                f"{_f(m.get('directional_accuracy_hi'), 2)}]",
+                f"{_p(m.get('dm_p_better_no_change'))} / {_p(m.get('dm_p_better_vol_band'))}",
+                end_section=i == len(rows) - 1)
+    console.print(t)
 
 
 @train_app.callback()
@@ -169,6 +207,25 @@ def compare_cmd(
             cells.append(f"{_f(m['a'])} → {_f(m['b'])} ({f'[{colour}]{d}[/]' if colour else d})")
         t.add_row(k, *cells)
     console.print(t)
+    scored = [h for h in hs if result["horizons"][h].get("scoring")]
+    if not scored:
+        return
+    s = Table(title="scores on each run's test rows: the model beside the baselines (green: B better; "
+                    "QS = quantile score, % of price)")
+    s.add_column("method / score")
+    for h in scored:
+        s.add_column(f"{h} A → B (Δ)", justify="right")
+    pub = [f"{' → '.join(result['horizons'][h]['scoring']['published'])}" for h in scored]
+    s.add_row("published", *pub, end_section=True)
+    for k in next(iter(result["horizons"][h]["scoring"]["methods"] for h in scored)):
+        cells = []
+        for h in scored:
+            m = result["horizons"][h]["scoring"]["methods"][k]
+            d = "—" if m["delta"] is None else f"{m['delta']:+.3f}"
+            colour = {True: "green", False: "red"}.get(m["b_better"])
+            cells.append(f"{_f(m['a'])} → {_f(m['b'])} ({f'[{colour}]{d}[/]' if colour else d})")
+        s.add_row(k, *cells)
+    console.print(s)
 
 
 @train_app.command("runs")
@@ -185,11 +242,19 @@ def runs_cmd(
     if as_json:
         emit_json(rows)
         return
-    t = Table(title="training runs (MAPE % model / baseline)")
-    for col in ("run", "created", "symbol", "matrix", "kind", "seed", "MAPE by horizon"):
+    t = Table(title="training runs: per horizon MAPE % model / no-change, quantile score % model / vol band, and "
+                    "the published method")
+    for col in ("run", "created", "symbol", "matrix", "kind", "seed", "by horizon"):
         t.add_column(col)
     for r in rows:
-        mape = "  ".join(f"{h} {_f(r['mape'].get(h), 2)}/{_f(r['baseline_mape'].get(h), 2)}" for h in r["horizons"])
+        cells = []
+        for h in r["horizons"]:
+            cell = f"{h} MAPE {_f(r['mape'].get(h), 2)}/{_f(r['baseline_mape'].get(h), 2)}"
+            sc = r["scores"].get(h)
+            if sc:
+                cell += (f" QS {_f(sc['model']['quantile_score'], 2)}/{_f(sc['vol_band']['quantile_score'], 2)}"
+                         f" → {r['published'][h]}")
+            cells.append(cell)
         t.add_row(r["run_id"], str(r["created_at"])[:19], r["symbol"], r["matrix_source"],
-                  _RESEARCH if r["is_research"] else "production", str(r["seed"]), mape)
+                  _RESEARCH if r["is_research"] else "production", str(r["seed"]), "\n".join(cells))
     console.print(t)

@@ -5,12 +5,21 @@ Offline: reads features.daily_ml_matrix from the local warehouse, never BigQuery
 One call = one run (run_id) = one batch in ops.batches (kind 'train'). Per horizon it
 1. splits the labelled rows into purged walk-forward folds (cv.walk_forward) and, per fold,
    fits the point + P10/P50/P90 models with regime weights and again without, scoring both
-   beside the naive baseline (metrics.evaluate); overall metrics pool every fold's test rows;
+   beside the naive baseline (metrics.evaluate, the `metrics` record); overall metrics pool every
+   fold's test rows. On the same rows it scores the model beside the baselines no_change, drift
+   and vol_band with Diebold-Mariano tests (metrics.compare_methods, the `scoring` object:
+   per fold and pooled; 6m and 12m are marked indicative: few independent windows);
 2. fits the final models on every labelled row of the window, saves them under
    <home>/models/<run_id>/<horizon>/ with run.json, and forecasts from the last row;
-3. writes training.model_runs (one row per horizon) and predictions.zl_forecasts (one row per
+3. publishes per horizon the model's forecast only when it passes the gate (publish.choose),
+   otherwise the best baseline's, named in `method`; the published bands are made consistent
+   across horizons (publish.consistent);
+4. writes training.model_runs (one row per horizon) and predictions.zl_forecasts (one row per
    horizon, ZL only: the table is ZL's) in one transaction with the batch row (status
-   'validated'), then passes the batch through the health gate.
+   'validated'), then passes the batch through the health gate. The published method is stored
+   in both tables' `method` column and every method's scores in training.model_runs.scores, once
+   the column catalog declares them (data_contracts/tables/training.py); until then the report,
+   run.json and `cbi train` carry them.
 
 A run on a non-canonical matrix is research (is_research = true) in every record and display.
 The window must hold at least as many regimes as regimes.regime_calendar's min_distinct rule
@@ -42,8 +51,9 @@ from .. import batches, calendars, health
 from ..warehouse import transaction
 from . import cv
 from .data import DataError, Frame, load_frame
-from .metrics import LOWER_IS_BETTER, QUANTILES, baseline, evaluate
+from .metrics import BASELINES, LOWER_IS_BETTER, METHODS, QUANTILES, baselines, block_bootstrap_ci, compare_methods, evaluate
 from .model import DEFAULT_PARAMS, DEFAULT_ROUNDS, MODELS, fit, lgb_params
+from .publish import GATE_P, choose, consistent
 
 MODEL_RUNS = dc.get("training.model_runs")
 FORECASTS = dc.get("predictions.zl_forecasts")
@@ -52,6 +62,10 @@ CANONICAL = "canonical"
 FORECAST_SYMBOLS = ("ZL",)  # predictions.zl_forecasts holds ZL only
 METRIC_FIELDS = [f.name for f in MODEL_RUNS.column("metrics").fields]
 FOLD_FIELDS = [f.name for f in MODEL_RUNS.column("fold_metrics").fields]
+RUN_COLUMNS = set(MODEL_RUNS.column_names)
+FORECAST_COLUMNS = set(FORECASTS.column_names)
+SCORE_FIELDS = [f.name for f in MODEL_RUNS.column("scores").fields] if "scores" in RUN_COLUMNS else []
+INDICATIVE_SESSIONS = 126  # 6m and 12m: a few independent windows per fold
 
 
 class TrainError(ValueError):
@@ -223,6 +237,9 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         "weights": "regime.weight, normalised to mean 1 per training window" if opts.weights else "none (--no-weights)",
         "cv": report["cv"], "window": report["window"], "rows": frame.rows, "regimes": regimes,
         "excluded_features": frame.excluded, "default_params": DEFAULT_PARAMS,
+        "publication_gate": (f"model published only when it beats no_change, drift and vol_band on MAPE and quantile "
+                             f"score with one-sided DM p < {GATE_P} against no_change and vol_band; else the best "
+                             "baseline (publish.choose)"),
     }
     model_dir = home / "models" / run_id
     try:
@@ -231,15 +248,16 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
         raise
-    for h, r in report["horizons"].items():
-        fc = r.pop("_forecast")
-        report["forecasts"].append(fc)
+    score_rows = {h: r.pop("_score_rows") for h, r in report["horizons"].items()}
+    report["forecasts"] = consistent([r.pop("_forecast") for r in report["horizons"].values()])
+    report["published"] = {f["horizon"]: f["method"] for f in report["forecasts"]}
+    report["publication_gate"] = run_params["publication_gate"]
     if opts.write:
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "run.json").write_text(json.dumps({**report, "params": run_params}, indent=2, default=str))
         report["model_path"] = str(model_dir)
         try:
-            _record(con, report, run_params, now, opts)
+            _record(con, report, run_params, now, opts, score_rows)
         except BaseException:
             shutil.rmtree(model_dir, ignore_errors=True)
             raise
@@ -251,23 +269,34 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
                    model_dir: Path | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     y_all, fwd_all = frame.targets[h], frame.fwd_close[h]
-    pooled: dict[str, list] = {"rows": [], "model": [], "unweighted": [], "baseline": []}
-    fold_out = []
+    n = HORIZONS[h]
+    kinds = ("model", "unweighted", *BASELINES)
+    pooled: dict[str, list] = {"rows": [], **{k: [] for k in kinds}}
+    fold_out, fold_scores = [], []
     for f in folds:
         main, unw = _fit_pair(frame, f.train, h, opts, params)
         Xt = frame.X[f.test]
         fc = {"model": main.predict(Xt), "unweighted": unw.predict(Xt),
-              "baseline": baseline(y_all[f.train], f.n_test)}
-        m = evaluate(frame.close[f.test], y_all[f.test], fwd_all[f.test], fc)
+              **baselines(y_all[f.train], frame.vol21[f.test], n)}
+        close_t, y_t, fwd_t = frame.close[f.test], y_all[f.test], fwd_all[f.test]
+        m = evaluate(close_t, y_t, fwd_t, {**fc, "baseline": fc["no_change"]})
+        fold_scores.append(compare_methods(close_t, y_t, fwd_t, {k: fc[k] for k in METHODS}, n))
         for k in pooled:
             pooled[k].append(f.test if k == "rows" else fc[k])
         regimes_train = len({r for r in frame.regimes[f.train] if r is not None})
         fold_out.append({"fold": f.fold, **_fold_dates(frame, f), "n_train": f.n_train, "gap_sessions": f.gap,
                          "train_regimes": regimes_train,
-                         "label_overlap_rows": cv.overlaps(f, HORIZONS[h]), "metrics": m})
+                         "label_overlap_rows": cv.overlaps(f, n), "metrics": m})
     rows = np.concatenate(pooled["rows"])
-    cat = {k: {q: np.concatenate([d[q] for d in pooled[k]]) for q in pooled[k][0]} for k in ("model", "unweighted", "baseline")}
-    overall = evaluate(frame.close[rows], y_all[rows], fwd_all[rows], cat)
+    cat = {k: {q: np.concatenate([d[q] for d in pooled[k]]) for q in pooled[k][0]} for k in kinds}
+    close_p, y_p, fwd_p = frame.close[rows], y_all[rows], fwd_all[rows]
+    overall = evaluate(close_p, y_p, fwd_p, {**cat, "baseline": cat["no_change"]})
+    scores = compare_methods(close_p, y_p, fwd_p, {k: cat[k] for k in METHODS}, n)
+    for k in METHODS:
+        hits = np.sign(cat[k].get("direction", cat[k]["point"])) == np.sign(y_p)
+        lo, hi = block_bootstrap_ci(hits, n, seed=opts.seed)
+        scores[k]["directional_accuracy_lo"], scores[k]["directional_accuracy_hi"] = lo, hi
+    method, reason = choose(scores)
 
     # final models on every labelled row of the window; forecast from the last row
     lab = frame.labelled(h)
@@ -276,23 +305,70 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
     gains = final.boosters["point"].feature_importance(importance_type="gain")
     importance = sorted(({"feature": n, "gain": float(g)} for n, g in zip(frame.feature_names, gains)),
                         key=lambda r: (-r["gain"], r["feature"]))
-    pred = final.predict(frame.X[-1:])
+    live = {"model": final.predict(frame.X[-1:]), **baselines(y_all[lab], frame.vol21[-1:], n)}
     as_of = _pydate(frame.dates[-1])
     close = float(frame.close[-1])
-    tdate, cal = target_date(frame.symbol, as_of, HORIZONS[h])
+    tdate, cal = target_date(frame.symbol, as_of, n)
+    by_method = {k: {q: close * math.exp(float(v[q][0])) for q in ("point", *QUANTILES)} for k, v in live.items()}
     forecast = {"as_of_date": as_of, "horizon": h, "target_date": tdate, "target_calendar": cal, "close": close,
-                "point": close * math.exp(pred["point"][0]),
-                **{k: close * math.exp(pred[k][0]) for k in QUANTILES}}
+                "method": method, **by_method[method], "by_method": by_method}
     if model_dir is not None:
         d = model_dir / h
         d.mkdir(parents=True, exist_ok=True)
         for name, b in final.boosters.items():
             b.save_model(str(d / f"{name}.txt"))
     return {
-        "sessions": HORIZONS[h], "train_start": _pydate(frame.dates[lab[0]]), "train_end": _pydate(frame.dates[lab[-1]]),
-        "n_train": int(lab.size), "folds": fold_out, "metrics": overall, "feature_importance": importance,
+        "sessions": n, "train_start": _pydate(frame.dates[lab[0]]), "train_end": _pydate(frame.dates[lab[-1]]),
+        "n_train": int(lab.size), "folds": fold_out, "metrics": overall,
+        "scoring": _scoring(h, n, scores, fold_scores, folds, method, reason),
+        "_score_rows": _score_rows(scores, fold_scores, folds, method),
+        "feature_importance": importance,
         "models": list(MODELS), "seconds": round(time.perf_counter() - t0, 3), "_forecast": forecast,
     }
+
+
+_SHOWN = ("mape", "mae", "quantile_score", "coverage_p10_p90", "directional_accuracy", "directional_accuracy_lo",
+          "directional_accuracy_hi", "pinball_p10", "pinball_p50", "pinball_p90", "n_test")
+
+
+_SHOWN_DM = (*_SHOWN, "dm_stat_no_change", "dm_p_value_no_change", "dm_p_better_no_change",
+             "dm_stat_vol_band", "dm_p_value_vol_band", "dm_p_better_vol_band")
+
+
+def _scoring(h: str, n: int, scores: dict[str, dict[str, float]], fold_scores: list[dict[str, dict[str, float]]],
+             folds: list[cv.Fold], method: str, reason: str) -> dict[str, Any]:
+    """The honest-scoring object of one horizon (every method on the same test rows)."""
+    def pick(s: dict[str, float], keys=_SHOWN) -> dict[str, Any]:
+        return {k: _clean(s[k]) for k in keys if k in s}
+
+    m = scores["model"]
+    n_test = int(m["n_test"])
+    return {
+        "horizon": h, "sessions": n, "n_test": n_test, "independent_windows": round(n_test / n, 1),
+        "indicative": n >= INDICATIVE_SESSIONS,
+        "published": {"method": method, "reason": reason, **pick(scores[method]),
+                      # the gate's evidence: one-sided DM p that the model beats no_change (abs % error)
+                      "dm_p_value": _clean(m["dm_p_better_no_change"])},
+        "model": pick(m, _SHOWN_DM),
+        "baselines": {b: pick(scores[b], _SHOWN_DM) for b in BASELINES},
+        "dm": {ref: {"loss": loss, "stat": _clean(m[f"dm_stat_{ref}"]), "p_value": _clean(m[f"dm_p_value_{ref}"]),
+                     "p_model_better": _clean(m[f"dm_p_better_{ref}"])}
+               for ref, loss in (("no_change", "absolute % error"), ("vol_band", "per-row quantile loss"))},
+        "per_fold": [{"fold": f.fold, **{k: pick(s[k], ("mape", "quantile_score", "coverage_p10_p90",
+                                                        "directional_accuracy", "n_test")) for k in METHODS}}
+                     for f, s in zip(folds, fold_scores)],
+    }
+
+
+def _score_rows(scores: dict[str, dict[str, float]], fold_scores: list[dict[str, dict[str, float]]],
+                folds: list[cv.Fold], method: str) -> list[dict[str, Any]]:
+    """training.model_runs.scores: one row per (fold, method), fold NULL = all folds pooled."""
+    out = []
+    for fold, s in ((None, scores), *((f.fold, fs) for f, fs in zip(folds, fold_scores))):
+        for k in METHODS:
+            out.append({**{x: _clean(s[k].get(x)) for x in SCORE_FIELDS}, "fold": fold, "method": k,
+                        "published": k == method})
+    return out
 
 
 def _struct(m: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -300,7 +376,7 @@ def _struct(m: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: dict[str, Any], now: datetime,
-            opts: TrainOptions) -> None:
+            opts: TrainOptions, score_rows: dict[str, list[dict[str, Any]]]) -> None:
     run_id, batch_id = report["run_id"], report["batch_id"]
     runs = []
     for h, r in report["horizons"].items():
@@ -314,12 +390,15 @@ def _record(con: duckdb.DuckDBPyConnection, report: dict[str, Any], run_params: 
             "feature_importance": r["feature_importance"], "git_commit": report["git_commit"],
             "data_fingerprint": report["data_fingerprint"], "model_path": f"{report['model_path']}/{h}",
             "seed": opts.seed, "batch_id": batch_id,
+            "method": report["published"][h], "scores": score_rows[h],
         })
+    runs = [{k: v for k, v in row.items() if k in RUN_COLUMNS} for row in runs]
     forecasts = [
-        {"as_of_date": f["as_of_date"], "symbol": report["symbol"], "horizon": f["horizon"], "run_id": run_id,
-         "target_date": f["target_date"], "p10": f["p10"], "p50": f["p50"], "p90": f["p90"], "point": f["point"],
-         "matrix_source": report["matrix_source"], "is_research": report["is_research"], "created_at": now,
-         "batch_id": batch_id}
+        {k: v for k, v in {
+            "as_of_date": f["as_of_date"], "symbol": report["symbol"], "horizon": f["horizon"], "run_id": run_id,
+            "target_date": f["target_date"], "p10": f["p10"], "p50": f["p50"], "p90": f["p90"], "point": f["point"],
+            "method": f["method"], "matrix_source": report["matrix_source"], "is_research": report["is_research"],
+            "created_at": now, "batch_id": batch_id}.items() if k in FORECAST_COLUMNS}
         for f in report["forecasts"]
     ] if report["symbol"] in FORECAST_SYMBOLS else []
     report["forecasts_written"] = len(forecasts)
@@ -363,13 +442,58 @@ def resolve_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
     return ids[0]
 
 
+SHOWN_SCORES = ("mape", "quantile_score", "coverage_p10_p90", "directional_accuracy", "dm_p_better_no_change",
+                "dm_p_better_vol_band")
+
+
+def run_scores(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{run_id: {horizon: {"method": published, "pooled": {method: {SHOWN_SCORES...}}}}}: from
+    training.model_runs.scores, or, for a run recorded without that column, from its run.json."""
+    if not run_ids:
+        return {}
+    stored = "scores" in _table_columns(con) and "method" in _table_columns(con)
+    sel = "method, scores" if stored else "NULL AS method, NULL AS scores"
+    rows = con.execute(f"SELECT run_id, horizon, model_path, {sel} FROM training.model_runs "
+                       "WHERE list_contains($ids, run_id)", {"ids": run_ids}).fetchall()
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    reports: dict[str, Any] = {}
+    for run_id, h, path, method, scores in rows:
+        if scores:
+            pooled = {s["method"]: {k: s.get(k) for k in SHOWN_SCORES} for s in scores if s["fold"] is None}
+            out.setdefault(run_id, {})[h] = {"method": method, "pooled": pooled}
+            continue
+        if not path:
+            continue
+        if run_id not in reports:
+            try:
+                reports[run_id] = json.loads((Path(path).parent / "run.json").read_text())
+            except (OSError, ValueError):
+                reports[run_id] = None
+        sc = ((reports[run_id] or {}).get("horizons", {}).get(h) or {}).get("scoring")
+        if sc:
+            pooled = {"model": sc["model"], **sc["baselines"]}
+            out.setdefault(run_id, {})[h] = {
+                "method": sc["published"]["method"],
+                "pooled": {m: {k: v.get(k) for k in SHOWN_SCORES} for m, v in pooled.items()}}
+    return out
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'training' AND table_name = 'model_runs'"
+    ).fetchall()}
+
+
 def _load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, dict[str, Any]]:
     cur = con.execute(
         "SELECT horizon, symbol, matrix_source, is_research, train_start, train_end, data_fingerprint, git_commit, "
         "seed, created_at, metrics, params FROM training.model_runs WHERE run_id = ?", [run_id]
     )
     names = [d[0] for d in cur.description]
-    return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    out = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+    for h, sc in run_scores(con, [run_id]).get(run_id, {}).items():
+        out[h]["scoring"] = sc
+    return out
 
 
 def compare(con: duckdb.DuckDBPyConnection, ref_a: str, ref_b: str) -> dict[str, Any]:
@@ -397,7 +521,19 @@ def compare(con: duckdb.DuckDBPyConnection, ref_a: str, ref_b: str) -> dict[str,
             better = None if d is None or d == 0 or k.startswith(("baseline_", "unweighted_")) else (
                 (d < 0) == (k in LOWER_IS_BETTER) if k != "coverage_p10_p90" else abs(vb - 0.8) < abs(va - 0.8))
             rows[k] = {"a": va, "b": vb, "delta": d, "b_better": better}
-        out["horizons"][h] = {"metrics": rows, "n_test": [ma.get("n_test"), mb.get("n_test")],
+        sa, sb = a[h].get("scoring"), b[h].get("scoring")
+        scoring = None
+        if sa and sb:
+            # every method's scores on each run's own test rows, and what each run published
+            scoring = {"published": [sa["method"], sb["method"]], "methods": {}}
+            for meth in METHODS:
+                for k in ("mape", "quantile_score", "coverage_p10_p90"):
+                    va, vb = sa["pooled"].get(meth, {}).get(k), sb["pooled"].get(meth, {}).get(k)
+                    d = None if va is None or vb is None else vb - va
+                    better = None if d is None or d == 0 or meth != "model" else (
+                        (d < 0) if k != "coverage_p10_p90" else abs(vb - 0.8) < abs(va - 0.8))
+                    scoring["methods"][f"{meth}_{k}"] = {"a": va, "b": vb, "delta": d, "b_better": better}
+        out["horizons"][h] = {"metrics": rows, "scoring": scoring, "n_test": [ma.get("n_test"), mb.get("n_test")],
                               "windows": [[str(a[h]["train_start"]), str(a[h]["train_end"])],
                                           [str(b[h]["train_start"]), str(b[h]["train_end"])]]}
     only = sorted((set(a) ^ set(b)), key=list(HORIZONS).index)
@@ -426,6 +562,11 @@ def list_runs(con: duckdb.DuckDBPyConnection, symbol: str | None = None, limit: 
         row["horizons"] = sorted(row["horizons"], key=list(HORIZONS).index)
         row["label"] = "RESEARCH" if row["is_research"] else "production"
         out.append(row)
+    scores = run_scores(con, [r["run_id"] for r in out])
+    for row in out:
+        sc = scores.get(row["run_id"], {})
+        row["published"] = {h: sc[h]["method"] for h in row["horizons"] if h in sc}
+        row["scores"] = {h: sc[h]["pooled"] for h in row["horizons"] if h in sc}
     return out
 
 

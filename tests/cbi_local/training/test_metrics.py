@@ -232,3 +232,76 @@ def test_baselines_on_the_real_matrix(frame):
         assert 0.65 <= out["vol_band"]["coverage_p10_p90"] <= 0.9, out["vol_band"]
         assert out["no_change"]["mape"] == pytest.approx(
             float(np.mean(np.abs(close - fwd) / fwd) * 100), rel=1e-12)
+
+
+# --- the publication gate ----------------------------------------------------------------------
+
+
+def _real_rows(fr, h, n):
+    lab = fr.labelled(h)
+    folds = walk_forward(lab, n, n_folds=3)
+    test = np.concatenate([f.test for f in folds])
+    train_y = fr.targets[h][folds[0].train]
+    return test, train_y
+
+
+def test_the_gate_publishes_a_baseline_when_a_model_has_no_signal(frame):
+    """On real ZL test rows: a 'model' that forecasts shuffled training returns (no signal) loses to
+    the baselines and is not published; one that is told the realised return is."""
+    from cbi_local.training.publish import choose
+
+    fr, _ = frame
+    rng = np.random.default_rng(11)
+    for h, n in (("1w", 5), ("3m", 63)):
+        test, train_y = _real_rows(fr, h, n)
+        close, fwd, y = fr.close[test], fr.fwd_close[h][test], fr.targets[h][test]
+        fc = baselines(train_y, fr.vol21[test], n)
+        noise = rng.choice(train_y, size=test.size)
+        q10, q90 = np.quantile(train_y, [0.1, 0.9])
+        fc["model"] = _f(noise, noise + q10, noise, noise + q90)
+        method, reason = choose(compare_methods(close, y, fwd, fc, n))
+        assert method in ("no_change", "drift", "vol_band") and "loses to" in reason
+        oracle = y + rng.normal(0, 0.001, y.size)
+        fc["model"] = _f(oracle, oracle - 0.002, oracle, oracle + 0.002)
+        assert choose(compare_methods(close, y, fwd, fc, n))[0] == "model"
+
+
+def test_the_best_baseline_is_no_worse_than_no_change_on_mape():
+    """drift is published only when its MAPE is no worse than no-change's; otherwise the lowest
+    quantile score among no_change and vol_band."""
+    from cbi_local.training.publish import choose
+
+    def s(mape, qs, p=0.9):
+        return {"mape": mape, "quantile_score": qs, "dm_p_better_no_change": p, "dm_p_better_vol_band": p}
+
+    pooled = {"model": s(3.0, 1.0), "no_change": s(2.0, 0.9), "drift": s(2.1, 0.5), "vol_band": s(2.0, 0.8)}
+    assert choose(pooled)[0] == "vol_band"
+    pooled["drift"] = s(1.9, 0.5)
+    assert choose(pooled)[0] == "drift"
+    # beating every baseline on both scores is not enough without DM evidence
+    pooled["model"] = s(1.0, 0.1, p=0.2)
+    method, reason = choose(pooled)
+    assert method == "drift" and "DM p" in reason and "loses to" not in reason
+    pooled["model"] = s(1.0, 0.1, p=0.05)
+    assert choose(pooled)[0] == "model"
+
+
+def test_consistent_bands_are_ordered_and_never_narrower_at_a_longer_horizon():
+    from cbi_local.training.publish import consistent
+
+    c = 100.0
+    out = consistent([
+        {"horizon": "6m", "close": c, "point": 130.0, "p10": 95.0, "p50": 101.0, "p90": 110.0},  # narrower than 3m
+        {"horizon": "3m", "close": c, "point": 99.0, "p10": 90.0, "p50": 100.0, "p90": 112.0},
+        {"horizon": "1w", "close": c, "point": 100.0, "p10": 101.0, "p50": 99.0, "p90": 102.0},  # crossed
+    ])
+    assert [f["horizon"] for f in out] == ["1w", "3m", "6m"]
+    w = out[0]
+    assert (w["p10"], w["p50"], w["p90"]) == pytest.approx((99.0, 101.0, 102.0))
+    m3, m6 = out[1], out[2]
+    assert m3["widened"] == [] and (m3["p10"], m3["p90"]) == (90.0, 112.0)
+    # 6m keeps its median and takes the 3m half-widths (in log terms)
+    assert m6["p50"] == pytest.approx(101.0)
+    assert m6["p10"] == pytest.approx(101.0 * 90.0 / 100.0) and m6["p90"] == pytest.approx(101.0 * 112.0 / 100.0)
+    assert set(m6["widened"]) == {"p10", "p90"}
+    assert m6["point"] == pytest.approx(m6["p90"])  # clipped into the band

@@ -1,0 +1,77 @@
+"""The publication gate: which forecast of a horizon goes to predictions.zl_forecasts.
+
+Protocol: `choose(pooled)` reads the pooled out-of-fold scores of every method on the same test
+rows (metrics.compare_methods: "model" and the BASELINES) and returns (method, reason).
+
+* The model is published only when it beats every baseline (no_change, drift, vol_band) on the
+  quantile score and on MAPE, and a Diebold-Mariano test (HLN, one-sided, Newey-West h-1 lags)
+  says it is better than no_change on the absolute % error and better than vol_band on the
+  per-row quantile loss, each with p < GATE_P (0.10).
+* Otherwise the best baseline is published, named in the row's `method`: the lowest quantile
+  score among the baselines whose MAPE is no worse than no_change's (no_change and vol_band
+  share the no-change point, so both always qualify; drift qualifies only when its drift helps).
+
+`consistent(forecasts)` then makes the published bands consistent across horizons, in horizon
+order: P10 <= P50 <= P90 per row, the point clipped into [P10, P90], and each half-width (P50 -
+P10 and P90 - P50, in log terms) never narrower than the previous horizon's (a running maximum:
+bands only widen, so a band's coverage can only grow).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from data_contracts.columns import HORIZONS
+
+from .metrics import BASELINES, QUANTILES
+
+GATE_P = 0.10
+
+
+def _ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def choose(pooled: dict[str, dict[str, float]]) -> tuple[str, str]:
+    m = pooled["model"]
+    losses = []
+    for b in BASELINES:
+        s = pooled[b]
+        lost = ([f"quantile score {m['quantile_score']:.3f} vs {s['quantile_score']:.3f}"]
+                if not m["quantile_score"] < s["quantile_score"] else [])
+        lost += [f"MAPE {m['mape']:.2f} vs {s['mape']:.2f}"] if not m["mape"] <= s["mape"] else []
+        if lost:
+            losses.append(f"{b} ({', '.join(lost)})")
+    dm = {ref: m.get(f"dm_p_better_{ref}") for ref in ("no_change", "vol_band")}
+    weak = {ref: p for ref, p in dm.items() if not (_ok(p) and p < GATE_P)}
+    if not losses and not weak:
+        return "model", (f"the model beats every baseline on MAPE and quantile score, with DM p < {GATE_P} "
+                         "against no_change and vol_band")
+    why = ([f"loses to {'; '.join(losses)}"] if losses else []) + (
+        [f"DM p that it beats {', '.join(f'{r} {p:.3f}' if _ok(p) else f'{r} n/a' for r, p in weak.items())} "
+         f"(needs < {GATE_P})"] if weak else [])
+    ref = pooled["no_change"]["mape"]
+    eligible = [b for b in BASELINES if pooled[b]["mape"] <= ref]
+    best = min(eligible, key=lambda b: (pooled[b]["quantile_score"], BASELINES.index(b)))
+    return best, "the model " + "; ".join(why)
+
+
+def consistent(forecasts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Forecast dicts (close, point, p10, p50, p90 prices; horizon) made consistent (see above).
+    Returns new dicts, in horizon order; `widened` lists the quantiles that were moved."""
+    out = []
+    lo_w = hi_w = 0.0
+    for f in sorted(forecasts, key=lambda f: list(HORIZONS).index(f["horizon"])):
+        g = dict(f)
+        c = g["close"]
+        p10, p50, p90 = sorted(g[k] for k in QUANTILES)
+        lo, mid, hi = (math.log(p / c) for p in (p10, p50, p90))
+        lo_w, hi_w = max(lo_w, mid - lo), max(hi_w, hi - mid)
+        new = {"p10": p10 if lo_w == mid - lo else c * math.exp(mid - lo_w), "p50": p50,
+               "p90": p90 if hi_w == hi - mid else c * math.exp(mid + hi_w)}
+        g["widened"] = [k for k in QUANTILES if not math.isclose(new[k], f[k], rel_tol=1e-12)]
+        g.update(new)
+        g["point"] = min(max(g["point"], g["p10"]), g["p90"])
+        out.append(g)
+    return out
