@@ -10,6 +10,8 @@ rows (metrics.compare_methods: "model" and the BASELINES) and returns (method, r
 * Otherwise the best baseline is published, named in the row's `method`: the lowest quantile
   score among the baselines whose MAPE is no worse than no_change's (no_change and vol_band
   share the no-change point, so both always qualify; drift qualifies only when its drift helps).
+  A baseline that cannot be scored on every test row or cannot forecast from today's row (the
+  vol band without today's volatility_21d) is skipped; no_change always can.
 
 `consistent(forecasts)` then makes the published bands consistent across horizons, in horizon
 order: P10 <= P50 <= P90 per row, the point clipped into [P10, P90], and each half-width (P50 -
@@ -33,7 +35,9 @@ def _ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def choose(pooled: dict[str, dict[str, float]]) -> tuple[str, str]:
+def choose(pooled: dict[str, dict[str, float]], unusable: set[str] | frozenset[str] = frozenset()) -> tuple[str, str]:
+    """`unusable`: methods that cannot forecast from today's row (e.g. vol_band without a
+    volatility_21d on the as-of row); never published."""
     m = pooled["model"]
     losses = []
     for b in BASELINES:
@@ -45,14 +49,15 @@ def choose(pooled: dict[str, dict[str, float]]) -> tuple[str, str]:
             losses.append(f"{b} ({', '.join(lost)})")
     dm = {ref: m.get(f"dm_p_better_{ref}") for ref in ("no_change", "vol_band")}
     weak = {ref: p for ref, p in dm.items() if not (_ok(p) and p < GATE_P)}
-    if not losses and not weak:
+    if not losses and not weak and "model" not in unusable:
         return "model", (f"the model beats every baseline on MAPE and quantile score, with DM p < {GATE_P} "
                          "against no_change and vol_band")
     why = ([f"loses to {'; '.join(losses)}"] if losses else []) + (
         [f"DM p that it beats {', '.join(f'{r} {p:.3f}' if _ok(p) else f'{r} n/a' for r, p in weak.items())} "
          f"(needs < {GATE_P})"] if weak else [])
     ref = pooled["no_change"]["mape"]
-    eligible = [b for b in BASELINES if pooled[b]["mape"] <= ref]
+    eligible = [b for b in BASELINES if b not in unusable and _ok(pooled[b]["quantile_score"])
+                and pooled[b]["mape"] <= ref] or ["no_change"]
     best = min(eligible, key=lambda b: (pooled[b]["quantile_score"], BASELINES.index(b)))
     return best, "the model " + "; ".join(why)
 

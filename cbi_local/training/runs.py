@@ -296,7 +296,6 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
         hits = np.sign(cat[k].get("direction", cat[k]["point"])) == np.sign(y_p)
         lo, hi = block_bootstrap_ci(hits, n, seed=opts.seed)
         scores[k]["directional_accuracy_lo"], scores[k]["directional_accuracy_hi"] = lo, hi
-    method, reason = choose(scores)
 
     # final models on every labelled row of the window; forecast from the last row
     lab = frame.labelled(h)
@@ -310,6 +309,7 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
     close = float(frame.close[-1])
     tdate, cal = target_date(frame.symbol, as_of, n)
     by_method = {k: {q: close * math.exp(float(v[q][0])) for q in ("point", *QUANTILES)} for k, v in live.items()}
+    method, reason = choose(scores, {k for k, v in by_method.items() if not all(map(math.isfinite, v.values()))})
     forecast = {"as_of_date": as_of, "horizon": h, "target_date": tdate, "target_calendar": cal, "close": close,
                 "method": method, **by_method[method], "by_method": by_method}
     if model_dir is not None:

@@ -284,6 +284,13 @@ def test_the_best_baseline_is_no_worse_than_no_change_on_mape():
     assert method == "drift" and "DM p" in reason and "loses to" not in reason
     pooled["model"] = s(1.0, 0.1, p=0.05)
     assert choose(pooled)[0] == "model"
+    # a method that cannot forecast from today's row is never published; no_change always can
+    assert choose(pooled, {"model"})[0] == "drift"
+    pooled["model"] = s(3.0, 1.0)
+    pooled["drift"] = s(2.1, 0.5)
+    assert choose(pooled, {"vol_band"})[0] == "no_change"
+    pooled["vol_band"] = s(2.0, float("nan"))
+    assert choose(pooled)[0] == "no_change"
 
 
 def test_consistent_bands_are_ordered_and_never_narrower_at_a_longer_horizon():
