@@ -629,7 +629,8 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
             where = f"_legacy = {lt} AND _rule = {_lit(rule)}"
             n = con.execute(f"SELECT count(*) FROM _lg WHERE {where}").fetchall()[0][0]
             if n:
-                detail = con.execute(f"SELECT any_value(_reason) FROM _lg WHERE {where}").fetchall()[0][0]
+                # min, not any_value: the same example every run, so a rerun records the same defect text.
+                detail = con.execute(f"SELECT min(_reason) FROM _lg WHERE {where}").fetchall()[0][0]
                 if rule in ("daily_grain", "plausible_unit", "not_null"):
                     groups = con.execute(
                         f"SELECT coalesce(_srcname, 'NULL'), count(*) FROM _lg WHERE {where} GROUP BY 1 ORDER BY 1"
@@ -661,7 +662,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
                 f"_legacy = {lt}")
         # Contract row rules on migrated values (ohlc_sane, value_range ...).
         for rule, n, reason in con.execute(
-            f"SELECT _vrule, count(*), any_value(_vreason) FROM _lg WHERE _legacy = {lt} AND _vrule IS NOT NULL GROUP BY 1 ORDER BY 1"
+            f"SELECT _vrule, count(*), min(_vreason) FROM _lg WHERE _legacy = {lt} AND _vrule IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall():
             add(f"contract rule {rule}", rule, t.name, n, "quarantined", f"e.g. {reason}",
                 f"_legacy = {lt} AND _vrule = {_lit(rule)}")
