@@ -302,7 +302,7 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
     final = fit(frame.X[lab], y_all[lab], frame.weights[lab] if opts.weights else None, params, opts.rounds,
                 frame.feature_names)
     gains = final.boosters["point"].feature_importance(importance_type="gain")
-    importance = sorted(({"feature": n, "gain": float(g)} for n, g in zip(frame.feature_names, gains)),
+    importance = sorted(({"feature": name, "gain": float(g)} for name, g in zip(frame.feature_names, gains)),
                         key=lambda r: (-r["gain"], r["feature"]))
     live = {"model": final.predict(frame.X[-1:]), **baselines(y_all[lab], frame.vol21[-1:], n)}
     as_of = _pydate(frame.dates[-1])
