@@ -200,12 +200,41 @@ git_commit = Column("git_commit", "STRING", "Git commit of the code that trained
 data_fingerprint = Column("data_fingerprint", "STRING", "Hash of the training rows.")
 model_path = Column("model_path", "STRING", "Model files under the warehouse home.")
 seed = Column("seed", "INT64", "Random seed.")
+method = Column(
+    "method", "STRING",
+    "What made the published forecast: model (the run's LightGBM models) or the baseline published because "
+    "the model did not beat it on the test rows (no_change, drift, vol_band).",
+)
+scores = struct(
+    "scores",
+    "Every method's scores on the same test rows, one entry per (fold, method); fold NULL = all folds pooled.",
+    _f("fold", "Fold number, in time order; NULL for all folds pooled.", "INT64"),
+    _f("method", "model, no_change, drift or vol_band.", "STRING"),
+    _f("n_test", "Test rows.", "INT64"),
+    _f("mae", "Mean absolute error of the point price."),
+    _f("mape", "Mean absolute percentage error of the point price, in percent."),
+    _f("directional_accuracy", "Share of test rows whose forecast sign matches the realised return."),
+    _f("directional_accuracy_lo", "Lower end of the 90% moving-block bootstrap interval (blocks of the horizon)."),
+    _f("directional_accuracy_hi", "Upper end of the 90% moving-block bootstrap interval (blocks of the horizon)."),
+    _f("pinball_p10", "Pinball loss of the 0.1 quantile price."),
+    _f("pinball_p50", "Pinball loss of the 0.5 quantile price."),
+    _f("pinball_p90", "Pinball loss of the 0.9 quantile price."),
+    _f("quantile_score", "Mean pinball loss of P10/P50/P90 in percent of the as-of close."),
+    _f("coverage_p10_p90", "Share of realised closes inside P10-P90."),
+    _f("dm_stat_no_change", "Diebold-Mariano statistic (HLN, Newey-West h-1 lags) on absolute % error against no_change; negative: this method is better."),
+    _f("dm_p_value_no_change", "Two-sided p-value of dm_stat_no_change (Student t, T-1 df)."),
+    _f("dm_p_better_no_change", "One-sided p-value: this method's absolute % error is lower than no_change's."),
+    _f("dm_stat_vol_band", "Diebold-Mariano statistic (HLN) on the per-row quantile loss against vol_band."),
+    _f("dm_p_value_vol_band", "Two-sided p-value of dm_stat_vol_band."),
+    _f("dm_p_better_vol_band", "One-sided p-value: this method's quantile loss is lower than vol_band's."),
+    _f("published", "True for the method published to predictions.zl_forecasts for the horizon.", "BOOL"),
+).repeated()
 as_of_date = Column("as_of_date", "DATE", "Last date of data the forecast was made from.")
 target_date = Column("target_date", "DATE", "Session date the forecast is for.")
 p10 = Column("p10", "FLOAT64", "10th percentile forecast price.")
 p50 = Column("p50", "FLOAT64", "Median forecast price.")
 p90 = Column("p90", "FLOAT64", "90th percentile forecast price.")
-point = Column("point", "FLOAT64", "Point forecast price (from the regression model).")
+point = Column("point", "FLOAT64", "Point forecast price of the published method (`method`: the model or a baseline).")
 
 # --- monitoring and ops ------------------------------------------------------------------
 check_id = Column("check_id", "STRING", "Health check result id.")

@@ -6,17 +6,13 @@ from ..sources import CBI
 from ..model import Contract, Partition
 
 
-# `method` (model or the baseline published because the model lost): composed once
-# data_contracts/columns.py declares it (see tables/training.py).
-METHOD = (c.method,) if hasattr(c, "method") else ()
-
 zl_forecasts = Contract(
     dataset="predictions",
     table="zl_forecasts",
     description="Latest P10/P50/P90 forecasts per horizon, ready to push.",
     columns=(
         c.as_of_date.required(), c.symbol.required(), c.horizon.required(), c.run_id.required(), c.target_date,
-        c.p10, c.p50, c.p90, c.point, *METHOD, c.matrix_source, c.is_research, c.created_at, c.batch_id,
+        c.p10, c.p50, c.p90, c.point, c.method, c.matrix_source, c.is_research, c.created_at, c.batch_id,
     ),
     primary_key=("symbol", "as_of_date", "horizon", "run_id"),
     partition=Partition("as_of_date", "MONTH"),
