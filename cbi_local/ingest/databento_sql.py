@@ -6,7 +6,8 @@ are decided here, first failing rule wins:
   encoding / parse_error (line level) > wrong_rtype > parse_error (a field) >
   unmapped_symbol > no_spreads
 
-Symbols come from the record (`symbol`, present when Databento mapped symbols), else
+Symbols come from the record (`symbol`, present when Databento mapped symbols) unless it is the
+requested parent/continuous symbol (ZL.FUT, ZL.c.0: `carried`), else
 from the batch folder's symbology (symbology.json or DBN metadata mappings: instrument_id
 -> symbol per [d0, d1) UTC date), else from instrument definitions (this run's and
 dim.instruments) whose activation..expiration covers the date. The date is that of
@@ -65,6 +66,18 @@ def _ts_bad(ns: str) -> str:
 
 def _big_bad(v: str) -> str:
     return f"({v} IS NOT NULL AND NOT ({v} BETWEEN -{I64_MAX} - 1 AND {I64_MAX}))"
+
+
+# A parent or continuous request's symbol (ZL.FUT, ZL.OPT, ZL.c.0, ZL.n.1, ZL.v.0): with the symbol
+# option on, Databento writes the REQUESTED symbol into every JSON/CSV record, which names no
+# contract. Such a record is resolved like one that carries no symbol (symbology.json, DBN
+# metadata, the definitions), never loaded under the parent symbol nor quarantined for it.
+PARENT_SYMBOL = r"[A-Za-z0-9]+\.(FUT|OPT|SPOT|[cnv]\.[0-9]+)"
+
+
+def carried(sym: str) -> str:
+    """SQL: the contract symbol a record carries, NULL when it carries none or a parent/continuous one."""
+    return f"CASE WHEN regexp_full_match({sym}, '{PARENT_SYMBOL}') THEN NULL ELSE nullif({sym}, '') END"
 
 
 RESOLVED = "_dbn_resolved"  # (folder, instrument_id, _date) -> symbol, for records without one
@@ -142,7 +155,7 @@ def resolve_symbols(con: duckdb.DuckDBPyConnection, typed: str, schema: str) -> 
         CREATE OR REPLACE TEMP TABLE {RESOLVED} AS
         WITH {_t(typed, schema, _date_ns(schema))},
         k AS (SELECT DISTINCT folder, TRY_CAST(instrument_id AS BIGINT) AS instrument_id, _date FROM t
-              WHERE nullif(symbol, '') IS NULL AND _rule0 IS NULL AND _date IS NOT NULL),
+              WHERE {carried("symbol")} IS NULL AND _rule0 IS NULL AND _date IS NOT NULL),
         by_map AS (
             SELECT k.folder, k.instrument_id, k._date, arg_max(m.symbol, m.d0) AS sym
             FROM k JOIN _dbn_map m ON m.folder = k.folder AND m.instrument_id = k.instrument_id
@@ -168,7 +181,7 @@ def resolve_symbols(con: duckdb.DuckDBPyConnection, typed: str, schema: str) -> 
         CREATE OR REPLACE TEMP TABLE {SYMBOLS} AS
         SELECT _sym, {root_sql('_sym')} AS _root,
                (contains(_sym, '-') OR _sym IN (SELECT raw_symbol FROM _dbn_defs WHERE is_spread)) AS _spread
-        FROM (SELECT nullif(symbol, '') AS _sym FROM {typed} UNION SELECT sym FROM {RESOLVED})
+        FROM (SELECT {carried("symbol")} AS _sym FROM {typed} UNION SELECT sym FROM {RESOLVED})
         WHERE _sym IS NOT NULL
         """
     )
@@ -181,7 +194,7 @@ def _common(typed: str, schema: str) -> str:
         SELECT t.*, y._sym, r._any_map, y._root, y._spread
         FROM t LEFT JOIN {RESOLVED} r ON r.folder = t.folder
                AND r.instrument_id = TRY_CAST(t.instrument_id AS BIGINT) AND r._date = t._date
-             LEFT JOIN {SYMBOLS} y ON y._sym = coalesce(nullif(t.symbol, ''), r.sym)
+             LEFT JOIN {SYMBOLS} y ON y._sym = coalesce({carried("t.symbol")}, r.sym)
     )"""
 
 
@@ -195,7 +208,9 @@ def _symbol_rules() -> tuple[str, str]:
     reason = (
         "CASE WHEN _rule0 IS NOT NULL THEN _reason0 "
         "WHEN _sym IS NULL THEN 'instrument_id ' || coalesce(CAST(instrument_id AS VARCHAR), 'NULL') || ' on ' "
-        "|| coalesce(CAST(_date AS VARCHAR), 'an unknown date') || ' has no symbol: the record carries none and '"
+        "|| coalesce(CAST(_date AS VARCHAR), 'an unknown date') || ' has no symbol: the record carries '"
+        " || CASE WHEN nullif(symbol, '') IS NULL THEN 'none' ELSE 'only the requested parent/continuous symbol ' || symbol"
+        " || ' (include the definition schema in the request, or its symbology.json)' END || ' and '"
         " || CASE WHEN _any_map IS NOT NULL THEN 'the batch symbology maps it only to ' || _any_map"
         " || ' (a parent/continuous symbol, not a contract)' "
         "ELSE 'neither symbology.json, DBN metadata nor an instrument definition maps it' END "

@@ -648,3 +648,41 @@ def test_a_line_over_16_mb_is_a_parse_error_with_its_size(con, glbx, tmp_path):
     [(_, n, rule, reason)] = quarantine(con)
     assert (n, rule) == (1, "parse_error") and "over the 16 MB limit" in reason and f"{len(json.dumps(rec))} bytes" in reason
     assert summary["totals"]["rows_loaded"] == len(raw) - 1
+
+
+@pytest.mark.parametrize("requested", ["ES.FUT", "ES.c.0"])
+@pytest.mark.parametrize("enc", ["json", "csv"])
+def test_a_parent_or_continuous_request_in_pretty_encodings_loads_like_raw(con, glbx, tmp_path, reference, enc, requested):
+    """With the symbol option on, Databento writes the REQUESTED symbol (ES.FUT, ES.c.0) into every
+    pretty record. The contract comes from the folder's definitions then, as for raw records."""
+    folder = batch_folder(tmp_path, glbx, symbology=False)
+    for f in transcode(glbx, folder, enc, pretty=True, layout="daily"):
+        if enc == "json":
+            recs = [json.loads(line) for line in f.read_text().splitlines()]
+            for r in recs:
+                r["symbol"] = requested
+            f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+        else:
+            lines = f.read_text().splitlines()
+            col = lines[0].split(",").index("symbol")
+            f.write_text("\n".join([lines[0]] + [",".join(v if i != col else requested for i, v in enumerate(line.split(",")))
+                                                 for line in lines[1:]]) + "\n")
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    assert quarantine(con) == []
+    for schema in LOADED:
+        assert rows(con, schema) == reference[schema], schema
+
+
+def test_a_parent_symbol_with_nothing_to_resolve_it_says_what_to_request(con, glbx, tmp_path):
+    folder = batch_folder(tmp_path, glbx, symbology=False)
+    [f] = transcode(glbx, folder, "json", pretty=True, layout="range", schemas=("ohlcv-1h",))
+    recs = [json.loads(line) for line in f.read_text().splitlines()]
+    for r in recs:
+        r["symbol"] = "ES.FUT"
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    got = quarantine(con)
+    assert len(got) == len(recs) and {rule for *_, rule, _ in got} == {"unmapped_symbol"}
+    assert "carries only the requested parent/continuous symbol ES.FUT (include the definition schema" in got[0][3]
