@@ -3,8 +3,13 @@
 Shared by every encoding, so JSON, CSV and DBN load identical rows. Reader-level rules
 are decided here, first failing rule wins:
 
-  encoding / parse_error (line level) > wrong_rtype > parse_error (a field) >
+  encoding / parse_error (line level) > wrong_rtype > wrong_dataset > parse_error (a field) >
   unmapped_symbol > no_spreads
+
+wrong_dataset: the record's publisher_id is not CME Globex MDP 3.0 (GLBX.MDP3), the only
+Databento dataset this warehouse holds (its contracts, calendars and roots are CME's): an ICE,
+equities or options file dropped in the inbox never lands, nor can its instrument ids (which
+other datasets reuse) resolve to a CME symbol.
 
 Symbols come from the record (`symbol`, present when Databento mapped symbols) unless it is the
 requested parent/continuous symbol (ZL.FUT, ZL.c.0: `carried`), else
@@ -117,21 +122,49 @@ def drop_lookup_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
+def _publishers() -> tuple[list[int], str]:
+    """(GLBX.MDP3's publisher ids, SQL CASE arms naming every publisher's dataset), from databento."""
+    from databento.common.publishers import Publisher
+
+    ours = [p.to_int() for p in Publisher if str(p.dataset) == DATASET]
+    names = " ".join(f"WHEN {p.to_int()} THEN '{p.dataset}'" for p in Publisher)
+    return ours, names
+
+
+DATASET = "GLBX.MDP3"
+_OURS, _PUBLISHER_DATASET = _publishers()
+
+
+def _venue(x: str) -> tuple[str, str]:
+    """(condition, reason) SQL of the wrong_dataset rule on the typed row alias `x`."""
+    ids = ", ".join(map(str, _OURS))
+    cond = f"({x}publisher_id IS NOT NULL AND {x}publisher_id NOT IN ({ids}))"
+    reason = (
+        f"'publisher_id ' || {x}publisher_id || ' (' || coalesce(CASE {x}publisher_id {_PUBLISHER_DATASET} END, "
+        f"'unknown to databento') || ') is not {DATASET}, the only Databento dataset this warehouse holds'"
+        f" || coalesce(': ' || left({x}_line, 2000), '')"
+    )
+    return cond, reason
+
+
 def _t(typed: str, schema: str, date_ns: str) -> str:
     """CTE `t`: typed rows + folder, record date and the rule precedence so far."""
     expected = RTYPE[schema]
     names = " ".join(f"WHEN {k} THEN ' ({v})'" for k, v in RTYPE_NAME.items())
+    venue, venue_reason = _venue("x.")
     return f"""
     t AS (
         SELECT x.*, f.folder, {date_sql(date_ns)} AS _date,
                CASE WHEN x._lrule IS NOT NULL THEN x._lrule
                     WHEN x.rtype IS NOT NULL AND x.rtype <> {expected} THEN 'wrong_rtype'
+                    WHEN {venue} THEN 'wrong_dataset'
                     WHEN x._ferr IS NOT NULL THEN 'parse_error' END AS _rule0,
                CASE WHEN x._lrule IS NOT NULL THEN x._lreason
                     WHEN x.rtype IS NOT NULL AND x.rtype <> {expected} THEN
                          'rtype ' || x.rtype || coalesce(CASE x.rtype {names} END, '')
                          || ' in a {schema} file (expects rtype {expected})'
                          || coalesce(': ' || left(x._line, 2000), '')
+                    WHEN {venue} THEN {venue_reason}
                     WHEN x._ferr IS NOT NULL THEN x._ferr || coalesce(': ' || left(x._line, 2000), '')
                END AS _reason0
         FROM {typed} x LEFT JOIN _dbn_files f USING (source_file)
@@ -290,6 +323,7 @@ def definitions_sql(typed: str) -> str:
     same = " AND ".join(f"d.{c} IS NOT DISTINCT FROM f.{c}" for c in content)
     part = ", ".join(f"f.{c}" for c in content)
     names = " ".join(f"WHEN {k} THEN ' ({v})'" for k, v in RTYPE_NAME.items())
+    venue, venue_reason = _venue("")
     return f"""
     WITH f AS (
         SELECT CASE WHEN NOT {_big_bad("instrument_id")} THEN TRY_CAST(instrument_id AS BIGINT) END AS instrument_id,
@@ -306,12 +340,14 @@ def definitions_sql(typed: str) -> str:
                source_file, record_number,
                CASE WHEN _lrule IS NOT NULL THEN _lrule
                     WHEN rtype IS NOT NULL AND rtype <> {expected} THEN 'wrong_rtype'
+                    WHEN {venue} THEN 'wrong_dataset'
                     WHEN _ferr IS NOT NULL OR {_ts_bad("ts_recv")} OR {_ts_bad("expiration")}
                          OR {_ts_bad("activation")} OR {_big_bad("instrument_id")} THEN 'parse_error' END AS _rule,
                CASE WHEN _lrule IS NOT NULL THEN _lreason
                     WHEN rtype IS NOT NULL AND rtype <> {expected} THEN
                          'rtype ' || rtype || coalesce(CASE rtype {names} END, '')
                          || ' in a definition file (expects rtype {expected})' || coalesce(': ' || left(_line, 2000), '')
+                    WHEN {venue} THEN {venue_reason}
                     WHEN _ferr IS NOT NULL THEN _ferr || coalesce(': ' || left(_line, 2000), '')
                     WHEN _rule IS NOT NULL THEN 'timestamp or instrument_id out of range'
                          || coalesce(': ' || left(_line, 2000), '')

@@ -686,3 +686,20 @@ def test_a_parent_symbol_with_nothing_to_resolve_it_says_what_to_request(con, gl
     got = quarantine(con)
     assert len(got) == len(recs) and {rule for *_, rule, _ in got} == {"unmapped_symbol"}
     assert "carries only the requested parent/continuous symbol ES.FUT (include the definition schema" in got[0][3]
+
+
+def test_records_of_another_dataset_never_land(con, glbx, tmp_path):
+    """publisher_id 2 is XNAS.ITCH (Nasdaq equities): its bars and definitions are quarantined as
+    wrong_dataset, so an instrument id other venues reuse can never put their prices under a CME symbol."""
+    folder = batch_folder(tmp_path, glbx)  # the other bars resolve through symbology.json
+    for schema in ("ohlcv-1h", "definition"):
+        recs = [json.loads(line) for line in raw_json_lines(glbx, schema)]
+        recs[0]["hd"]["publisher_id"] = 2
+        (folder / f"glbx-mdp3-20201228.{schema}.json").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    got = {(Path(f).name.split(".")[1], n): (rule, reason) for f, n, rule, reason in quarantine(con)}
+    assert set(got) == {("ohlcv-1h", 1), ("definition", 1)}
+    for rule, reason in got.values():
+        assert rule == "wrong_dataset" and "publisher_id 2 (XNAS.ITCH) is not GLBX.MDP3" in reason
+    assert con.execute("SELECT count(*) FROM market_data.databento_futures_ohlcv_1h").fetchone()[0] == len(raw_json_lines(glbx, "ohlcv-1h")) - 1
