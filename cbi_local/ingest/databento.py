@@ -57,10 +57,11 @@ Progress = Callable[..., None]  # progress(message) or progress(message, done, t
 @dataclass(frozen=True)
 class DatabentoFile:
     path: Path  # resolved
-    record_schema: str | None  # None: not a Databento data file name (only when named explicitly)
+    record_schema: str | None  # None: not a Databento data file name
     encoding: str | None  # dbn, json, csv
     compressed: bool = False  # .zst
     batch: Path | None = None  # the folder it was found in, when that is not path.parent (a symlinked file)
+    named: bool = True  # named on the command line (else found inside a folder)
 
     @property
     def folder(self) -> Path:
@@ -94,10 +95,11 @@ def _hidden(path: Path) -> bool:
 def discover(paths: Iterable[Path | str]) -> list[DatabentoFile]:
     """Databento data files under `paths` (files or folders, recursively), classified by name.
 
-    Sidecars and hidden files are skipped; inside folders, files that are not Databento
-    data are skipped too. A file named explicitly that is not Databento data is returned
-    with record_schema None so the caller can report it. Schemas without a table (trades,
-    status ...) are returned too: ingest records them as skipped.
+    Sidecars and hidden files are passed over. A file that is not Databento data is returned
+    with record_schema None so the caller can report it: named explicitly it is an error,
+    found inside a folder it is recorded as skipped (a README or a PDF beside the data is no
+    fault, but never passed over without a word). Schemas without a table (trades, status
+    ...) are returned too: ingest records them as skipped.
     """
     seen: dict[Path, DatabentoFile] = {}
     for raw in paths:
@@ -108,10 +110,9 @@ def discover(paths: Iterable[Path | str]) -> list[DatabentoFile]:
                 if _hidden(child) or _is_sidecar(child):
                     continue
                 schema, enc, zst = classify(child)
-                if schema:
-                    # The manifest knows a file by its resolved path; its batch stays where it was found.
-                    real, batch = (child.resolve(), child.parent) if entry.is_symlink() else (child, None)
-                    seen.setdefault(real, DatabentoFile(real, schema, enc, zst, batch))
+                # The manifest knows a file by its resolved path; its batch stays where it was found.
+                real, batch = (child.resolve(), child.parent) if entry.is_symlink() else (child, None)
+                seen.setdefault(real, DatabentoFile(real, schema, enc, zst, batch, named=False))
         elif not _is_sidecar(p) and not _hidden(p):
             schema, enc, zst = classify(p)
             seen[p] = DatabentoFile(p, schema, enc, zst)
@@ -302,7 +303,10 @@ class _Loader:
         skipped: set[str] = set()
         for f in candidates:
             table = TARGETS.get(f.record_schema or "")
-            if f.record_schema is None:
+            if f.record_schema is None and not f.named:
+                self.run.file_skipped(self.fid(f.path), "not Databento data: its name is not <name>.<schema>.<dbn|json|csv>[.zst]")
+                skipped.add("not Databento data")
+            elif f.record_schema is None:
                 self.error(f.path, "unsupported_schema", "not a Databento data file name (<name>.<schema>.<dbn|json|csv>[.zst])")
             elif table is None:
                 # Valid Databento data no contract holds (trades, status ...): recorded, not an error.
@@ -315,7 +319,7 @@ class _Loader:
             else:
                 work.append(f)
         if skipped:
-            self.say(f"databento: skipped files of schemas without a warehouse table: {', '.join(sorted(skipped))}")
+            self.say(f"databento: skipped (a schema without a warehouse table, or not Databento data): {', '.join(sorted(skipped))}")
         if not work:
             return
         con = self.con

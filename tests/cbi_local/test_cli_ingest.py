@@ -107,8 +107,8 @@ def test_ingest_names_what_it_cannot_read(home: Path, sample_data: Path, tmp_pat
 
 
 def test_the_summary_line_counts_files_by_what_happened_to_them(home: Path, sample_data: Path, tmp_path: Path):
-    """A folder of one loadable file, one unreadable and one of a schema no table holds: "1 files read,
-    1 error, 1 skipped", never "3 files loaded"."""
+    """A folder of one loadable file, one unreadable, one of a schema no table holds and a note: "1 files
+    read, 1 error, 2 skipped", never "4 files loaded"."""
     import shutil
 
     glbx = sample_data / "databento" / "GLBX.MDP3"
@@ -117,6 +117,11 @@ def test_the_summary_line_counts_files_by_what_happened_to_them(home: Path, samp
     shutil.copy(glbx / "test_data.ohlcv-1d.dbn.zst", folder / "glbx-mdp3-20201228.ohlcv-1d.dbn.zst")
     shutil.copy(glbx / "test_data.trades.dbn.zst", folder / "glbx-mdp3-20201228.trades.dbn.zst")
     (folder / "glbx-mdp3-20201229.ohlcv-1d.dbn.zst").write_bytes(b"DBN\x03 not really")
+    (folder / "README.txt").write_text("ES daily bars, requested by hand")  # no data, but never passed over in silence
+    result = runner.invoke(app, ["ingest", str(folder), "--home", str(home), "--json"])
+    files = {Path(p).name: c for p, c in json.loads(result.stdout)["batch"]["files"].items()}
+    assert files["README.txt"]["status"] == "skipped" and "not Databento data" in files["README.txt"]["error"]
     result = runner.invoke(app, ["ingest", str(folder), "--home", str(home)])
     assert result.exit_code == 1, result.output
-    assert "1 files read, 1 error, 1 skipped, 0 unchanged" in result.output
+    # The second run: the bad file is reported again (still in error), the others are unchanged.
+    assert "0 files read, 1 error, 3 unchanged" in result.output

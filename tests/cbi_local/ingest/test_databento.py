@@ -174,6 +174,7 @@ def test_discover_classifies_batch_files_by_name(tmp_path: Path):
         "test_data.definition.dbn.zst": ("definition", "dbn", True),
         "glbx-mdp3-20100606.trades.dbn": ("trades", "dbn", False),
         "glbx-mdp3-20100607.ohlcv-1m.csv": ("ohlcv-1m", "csv", False),
+        "notes.txt": (None, None, False),  # inside a folder: returned unclassified, ingest records it as skipped
     }
     # Named explicitly, a non-Databento file is returned unclassified (ingest reports it as an error).
     [notes] = discover([folder / "notes.txt"])
