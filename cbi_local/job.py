@@ -95,6 +95,7 @@ def run_steps(ctx: JobContext, steps: list[Step], on_step: OnStep | None = None,
             ctx.results[name] = {"skipped": f"needs {', '.join(blocked)}, which did not succeed", "seconds": 0.0}
             continue
         say(name, i, len(steps))
+        warehouse.note_activity(ctx.settings.home, f"{name} (step {i + 1} of {len(steps)})")
         t0 = time.perf_counter()
         try:
             result = fn(ctx)

@@ -19,6 +19,7 @@ writer process, so any other open batch belongs to a process that is gone.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -96,24 +97,52 @@ def ensure_home(home: Path) -> Path:
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
-def lock_holder(message: str) -> str:
+ACTIVITY_FILE = "activity.json"  # beside the warehouse: what its writer is doing (note_activity)
+
+
+def note_activity(home: Path, doing: str) -> None:
+    """Say, beside the warehouse, what this process is doing with it (a job's current step), so a
+    command refused by the lock can tell the user. Best effort: a read-only home is no error."""
+    record = {"pid": os.getpid(), "doing": doing, "since": time.time()}
+    with contextlib.suppress(OSError):
+        tmp = home / f".{ACTIVITY_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, home / ACTIVITY_FILE)  # atomic: a reader never sees half a file
+
+
+def _activity(home: Path | None, pid: str) -> str:
+    """", doing: push (for 40 s)" when the holder noted what it is doing; else ""."""
+    if home is None:
+        return ""
+    try:
+        record = json.loads((home / ACTIVITY_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    if str(record.get("pid")) != pid:
+        return ""
+    return f", doing: {record.get('doing')} (for {max(0, round(time.time() - float(record.get('since', 0))))} s)"
+
+
+def lock_holder(message: str, home: Path | None = None) -> str:
     """Who holds the warehouse, from DuckDB's lock error: the PID and, where the OS tells, its
-    command line and how long it has run ("PID 4242: cbi daemon --interval 300, running 2m10s")."""
+    command line and how long it has run, and what it noted it is doing
+    ("PID 4242: cbi daemon --interval 300, running 02:10, doing: push (for 40 s)")."""
     m = _PID.search(message)
     if not m:
         return "another process"
     pid = m.group(1)
+    doing = _activity(home, pid)
     try:
         out = subprocess.run(["ps", "-o", "etime=", "-o", "args=", "-p", pid], capture_output=True, text=True,
                              timeout=2).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
     if not out:
-        return f"PID {pid}"
+        return f"PID {pid}{doing}"
     etime, _, args = out.partition(" ")
     args = " ".join(os.path.basename(a) if i == 0 or a.endswith("/cbi") else a
                     for i, a in enumerate(args.split()))[:160]
-    return f"PID {pid}: {args}, running {etime.strip()}"
+    return f"PID {pid}: {args}, running {etime.strip()}{doing}"
 
 
 def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool = False) -> duckdb.DuckDBPyConnection:
@@ -132,7 +161,7 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
             if "lock" not in str(exc).lower():
                 raise WarehouseError(f"cannot open {path}: {exc}") from exc
             if holder is None:
-                holder = lock_holder(str(exc))
+                holder = lock_holder(str(exc), path.parent)
                 if retries > 1:
                     log.warning("warehouse %s is held by %s; waiting up to %d s for it", path, holder, round(sum(delays)))
             if attempt == retries - 1:
@@ -141,6 +170,7 @@ def connect(path: Path, read_only: bool = False, retries: int = 20, create: bool
             time.sleep(delays[attempt])
             continue
         if not read_only:
+            note_activity(path.parent, "holding the warehouse open for writing")
             roll_back_unfinished(con)
         return con
     raise AssertionError("unreachable")

@@ -115,3 +115,21 @@ def test_a_locked_warehouse_names_its_holder_at_once(tmp_path: Path):
         assert out.wait(timeout=60) == 2 and f"held by PID {holder.pid}" in rest and "cbi init" not in rest.split("held by")[1]
     finally:
         holder.kill()
+
+
+def test_a_locked_warehouse_says_what_its_holder_is_doing(tmp_path: Path):
+    """The writer notes its current step beside the warehouse; a command refused by the lock says it."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse.init(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from cbi_local import warehouse; "
+                               f"c = warehouse.connect(warehouse.Path({str(path)!r})); "
+                               f"warehouse.note_activity(warehouse.Path({str(tmp_path)!r}), 'push (step 3 of 5)'); "
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = subprocess.run([CBI, "health", "--home", str(tmp_path)], capture_output=True, text=True, env=_env(),
+                             timeout=120)
+        assert out.returncode == 2
+        assert f"PID {holder.pid}" in out.stderr and "doing: push (step 3 of 5) (for " in out.stderr, out.stderr
+    finally:
+        holder.kill()
