@@ -47,7 +47,7 @@ from typing import Any
 import duckdb
 
 import data_contracts as dc
-from data_contracts.to_duckdb import table_ref
+from data_contracts.to_duckdb import literal, table_ref
 
 from . import calendars
 
@@ -128,7 +128,7 @@ def _bar_coverage(con: duckdb.DuckDBPyConnection, fqn: str, schema: str, roots: 
     intraday = schema in ("1m", "1h")
     root_filter = ""
     if roots:
-        root_filter = "WHERE root IN (" + ", ".join("'" + r.replace("'", "''") + "'" for r in roots) + ")"
+        root_filter = "WHERE root IN (" + ", ".join(map(literal, roots)) + ")"
     # 1. Present units: distinct hour buckets (1h/1m), bars (1d) or trade dates (continuous), one scan.
     if continuous:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _cov_present AS
@@ -279,7 +279,7 @@ def _fred_coverage(con: duckdb.DuckDBPyConnection, series: list[str] | None) -> 
     ref = table_ref(FRED)
     where = ""
     if series:
-        where = "WHERE series_id IN (" + ", ".join("'" + s.replace("'", "''") + "'" for s in series) + ")"
+        where = "WHERE series_id IN (" + ", ".join(map(literal, series)) + ")"
     # Frequency per series: declared (metadata.csv) or inferred from the median spacing.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _cov_fred AS
         WITH d AS (

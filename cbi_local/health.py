@@ -29,7 +29,7 @@ import duckdb
 import data_contracts as dc
 from data_contracts.columns import HORIZONS
 from data_contracts.model import Contract
-from data_contracts.to_duckdb import table_ref
+from data_contracts.to_duckdb import literal, table_ref
 
 from .rules_sql import _ref, row_checks
 from .warehouse import transaction
@@ -379,7 +379,7 @@ def run_health(
         if batch_id is not None:
             if "batch_id" not in contract.column_names:
                 continue
-            where = "batch_id = '" + batch_id.replace("'", "''") + "'"
+            where = "batch_id = " + literal(batch_id)
         if contract.fqn not in existing:
             # A contract newer than the warehouse: reported (blocking), never a crash.
             results.append(CheckResult("table_exists", contract.fqn, "", "fail", "blocking", None, "table exists",

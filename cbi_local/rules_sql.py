@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data_contracts.model import Contract
-from data_contracts.to_duckdb import quote
+from data_contracts.to_duckdb import literal, quote
 
 # Lineage columns are filled by the loader itself, so a missing value there is our bug,
 # not a property of the input row.
@@ -31,12 +31,6 @@ def _ref(path: str) -> str:
     return ".".join(quote(p) for p in path.split("."))
 
 
-def _lit(value: object) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
-
-
 def _not_finite(ref: str) -> str:
     """True for NaN and +/-inf in DuckDB and BigQuery alike (BigQuery has no isfinite; any comparison with
     NaN is false there, and DuckDB orders NaN above +inf, so abs(x) < inf is false for both)."""
@@ -52,7 +46,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
     required = [c.name for c in contract.columns if c.mode == "REQUIRED" and c.name not in LOADER_FILLED]
     declared = [col for r in contract.rules_of("not_null") for col in r.columns if col not in LOADER_FILLED]
     for col in dict.fromkeys(list(contract.primary_key) + required + declared):
-        checks.append(RowCheck("not_null", f"{_ref(col)} IS NULL", _lit(f"{col} is missing"), col))
+        checks.append(RowCheck("not_null", f"{_ref(col)} IS NULL", literal(f"{col} is missing"), col))
     for r in contract.rules_of("ohlc_sane"):
         o, h, lo, c = (_ref(x) for x in r.columns)
         prices = (o, h, lo, c)
@@ -92,7 +86,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
         )
     for r in contract.rules_of("forbidden_values"):
         col = r.columns[0]
-        values = ", ".join(_lit(v) for v in r.param("values"))
+        values = ", ".join(literal(v) for v in r.param("values"))
         checks.append(
             RowCheck("forbidden_values", f"{_ref(col)} IN ({values})", f"'{col}=' || {_show(col)} || ' is a placeholder value'", col)
         )
@@ -109,7 +103,7 @@ def row_checks(contract: Contract) -> list[RowCheck]:
     for r in contract.rules_of("source_hierarchy"):
         col = r.columns[0]
         allowed = " OR ".join(
-            f"({_ref(col)} = {_lit(s.name)}" + (f" AND ({s.only_where}))" if s.only_where else ")") for s in contract.sources
+            f"({_ref(col)} = {literal(s.name)}" + (f" AND ({s.only_where}))" if s.only_where else ")") for s in contract.sources
         )
         names = ", ".join(sorted({s.name for s in contract.sources}))
         checks.append(
@@ -127,6 +121,6 @@ def first_violation(checks: list[RowCheck]) -> tuple[str, str]:
     """SQL expressions (rule, reason) of the first failing check on a row, NULL when none fails."""
     if not checks:
         return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
-    rule = "CASE " + " ".join(f"WHEN {c.condition} THEN {_lit(c.rule)}" for c in checks) + " END"
+    rule = "CASE " + " ".join(f"WHEN {c.condition} THEN {literal(c.rule)}" for c in checks) + " END"
     reason = "CASE " + " ".join(f"WHEN {c.condition} THEN {c.reason}" for c in checks) + " END"
     return rule, reason

@@ -24,7 +24,23 @@ _SCALAR = {
 
 
 def quote(name: str) -> str:
+    """A DuckDB identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    """A DuckDB SQL literal: a string quoted ('' escapes a quote), None as NULL, a number as written.
+    Every DuckDB literal the project writes into SQL text goes through here (or literal_list)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def literal_list(values: object) -> str:
+    """A DuckDB list literal of strings: ['a', 'b']."""
+    return "[" + ", ".join(literal(str(v)) for v in values) + "]"  # type: ignore[attr-defined]
 
 
 def table_ref(contract: Contract) -> str:
@@ -53,8 +69,7 @@ def create_table(contract: Contract) -> str:
 
 
 def comment_table(contract: Contract) -> str:
-    text = contract.description.replace("'", "''")
-    return f"COMMENT ON TABLE {table_ref(contract)} IS '{text}'"
+    return f"COMMENT ON TABLE {table_ref(contract)} IS {literal(contract.description)}"
 
 
 def view_ref(view: FlatView) -> str:
@@ -74,5 +89,4 @@ def create_view(view: FlatView, contract: Contract) -> str:
 
 
 def comment_view(view: FlatView) -> str:
-    text = view.description.replace("'", "''")
-    return f"COMMENT ON VIEW {view_ref(view)} IS '{text}'"
+    return f"COMMENT ON VIEW {view_ref(view)} IS {literal(view.description)}"

@@ -53,7 +53,7 @@ import duckdb
 import pyarrow as pa
 
 from data_contracts.model import Contract
-from data_contracts.to_duckdb import column_type, quote, table_ref
+from data_contracts.to_duckdb import column_type, literal, quote, table_ref
 
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
 from ..faults import maybe_fault
@@ -257,7 +257,7 @@ class IngestRun:
             if col.name in ("source_file", "file_sha256", "batch_id", "ingested_at"):
                 continue
             if col.name == "source" and col.name not in in_cols:
-                select.append(f"CAST({_lit(contract.sources[0].name)} AS VARCHAR) AS {name}")
+                select.append(f"CAST({literal(contract.sources[0].name)} AS VARCHAR) AS {name}")
             elif col.name not in in_cols:
                 select.append(f"CAST(NULL AS {column_type(col)}) AS {name}")
             elif in_cols[col.name] == column_type(col) or col.type == "STRUCT":
@@ -511,7 +511,3 @@ class IngestRun:
         OPEN_BATCHES.discard(self.batch_id)
         maybe_fault(FAULT_ENV, "finish")
         return summary
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

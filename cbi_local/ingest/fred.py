@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 import data_contracts as dc
-from data_contracts.to_duckdb import table_ref
+from data_contracts.to_duckdb import literal_list, table_ref
 
 from .core import FileCounts, FileIdentity, IngestRun, identify
 
@@ -62,10 +62,6 @@ def _header(path: Path) -> str:
         return fh.readline().strip().replace(" ", "").lower()
 
 
-def _sql_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
 def _metadata_rel(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
     """SQL for (series_id, frequency) from the metadata.csv files beside the series, or an empty set."""
     metas = sorted({str(f.parent / METADATA) for f in files if (f.parent / METADATA).is_file()})
@@ -74,7 +70,7 @@ def _metadata_rel(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
     # A series listed in two folders' metadata with different frequencies keeps neither (NULL, not a guess).
     return f"""
         SELECT series_id, CASE WHEN count(DISTINCT freq) = 1 THEN any_value(freq) END AS frequency
-        FROM read_csv({_sql_list(metas)}, header = true, all_varchar = true)
+        FROM read_csv({literal_list(metas)}, header = true, all_varchar = true)
         WHERE series_id IS NOT NULL
         GROUP BY series_id
     """
@@ -83,12 +79,12 @@ def _metadata_rel(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
 def fred_relation(con: duckdb.DuckDBPyConnection, files: list[FileIdentity]) -> duckdb.DuckDBPyRelation:
     """All files in one read_csv, shaped for `run.stage(fred_economic, ...)`."""
     paths = [str(f.path) for f in files]
-    nulls = _sql_list(MISSING)
+    nulls = literal_list(MISSING)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _fred_raw AS
         SELECT filename, date, value
-        FROM read_csv({_sql_list(paths)}, header = true, filename = true, nullstr = {nulls},
+        FROM read_csv({literal_list(paths)}, header = true, filename = true, nullstr = {nulls},
                       columns = {{'date': 'VARCHAR', 'value': 'VARCHAR'}}, auto_detect = false, delim = ',', quote = '"')
         """
     )

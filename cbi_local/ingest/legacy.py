@@ -51,7 +51,7 @@ import pyarrow as pa
 import data_contracts as dc
 from data_contracts import rules as r
 from data_contracts.model import Contract, Rule
-from data_contracts.to_duckdb import column_type, quote, table_ref
+from data_contracts.to_duckdb import column_type, literal, quote, table_ref
 
 from .. import health
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
@@ -259,14 +259,6 @@ class MigrationReport:
 # --- SQL helpers ----------------------------------------------------------------------------------
 
 
-def _lit(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
-
-
 def _q(name: str) -> str:
     return quote(name)
 
@@ -314,7 +306,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, plan: _FilePlan) -> None:
     ts_cols = [c.columns[0] for c in _checks(t, "not_single_timestamp") if c.columns[0] in plan.types]
     for col in ts_cols:
         aggs += [f"count(DISTINCT {_q(col)})", f"CAST(min({_q(col)}) AS VARCHAR)"]
-    res = con.execute(f"SELECT {', '.join(aggs)} FROM read_parquet({_lit(str(path))})").fetchall()[0]
+    res = con.execute(f"SELECT {', '.join(aggs)} FROM read_parquet({literal(str(path))})").fetchall()[0]
     plan.rows = res[0]
     for i, col in enumerate(ts_cols):
         distinct, value = res[1 + 2 * i], res[2 + 2 * i]
@@ -337,7 +329,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, plan: _FilePlan) -> None:
             for c in cols
         )
         rows = con.execute(
-            f"SELECT {_q(t.series)}, {sel} FROM read_parquet({_lit(str(path))}) GROUP BY 1 ORDER BY 1"
+            f"SELECT {_q(t.series)}, {sel} FROM read_parquet({literal(str(path))}) GROUP BY 1 ORDER BY 1"
         ).fetchall()
         for row in rows:
             for c, flag in zip(cols, row[1:]):
@@ -362,7 +354,7 @@ def _select_sql(plan: _FilePlan) -> str:
         if name == "source":
             cols.append(f"sn.source AS {_q(name)}")
         elif name == "legacy_table":
-            cols.append(f"{_lit(t.name)} AS {_q(name)}")
+            cols.append(f"{literal(t.name)} AS {_q(name)}")
         elif name == time_col or t.legacy_column(name) == time_col:
             expr = f"t.{_q(time_col)}"
             cols.append(
@@ -376,7 +368,7 @@ def _select_sql(plan: _FilePlan) -> str:
         elif t.legacy_column(name) in types:
             expr = f"t.{_q(t.legacy_column(name))}"
             if name in plan.nulled_series:
-                series = ", ".join(_lit(s) for s in plan.nulled_series[name])
+                series = ", ".join(literal(s) for s in plan.nulled_series[name])
                 expr = f"CASE WHEN t.{_q(t.series)} IN ({series}) THEN NULL ELSE {expr} END"
             if col.type == "INT64" and types[t.legacy_column(name)] in ("DOUBLE", "FLOAT", "DECIMAL"):
                 cast_rules.append(
@@ -403,7 +395,7 @@ def _select_sql(plan: _FilePlan) -> str:
             shown = " || ', ' || ".join(f"'{p}=' || coalesce(CAST(t.{_q(p)} AS VARCHAR), 'NULL')" for p in prov)
             conds.append(("not_null", f"t.{_q(c)} IS NULL", f"'null provenance: ' || {shown}"))
         else:
-            conds.append(("not_null", "true", _lit(f"the export has no {c} column: no provenance")))
+            conds.append(("not_null", "true", literal(f"the export has no {c} column: no provenance")))
     for rule in _checks(t, "canonical_symbol"):
         c = rule.columns[0]
         conds.append(("canonical_symbol", "sym.canonical IS NULL",
@@ -417,7 +409,7 @@ def _select_sql(plan: _FilePlan) -> str:
         c = rule.columns[0]
         if c == time_col and c in plan.single_ts:
             conds.append(("not_single_timestamp", "true",
-                          _lit(f"all {plan.rows} rows share {c} = {plan.single_ts[c]}: not observation dates")))
+                          literal(f"all {plan.rows} rows share {c} = {plan.single_ts[c]}: not observation dates")))
     for rule in _checks(t, "plausible_unit"):
         c, by = rule.columns[0], rule.param("by")
         lo, hi = rule.param("p95_low"), rule.param("p95_high")
@@ -427,7 +419,7 @@ def _select_sql(plan: _FilePlan) -> str:
                       f"' days, outside [{lo}, {hi}] degrees C: another unit or mis-scaled; not converted'"))
     for cond, reason in cast_rules:
         conds.append(("bad_type", cond, reason))
-    rule_sql = "CASE " + " ".join(f"WHEN {c} THEN {_lit(k)}" for k, c, _ in conds) + " END" if conds else "NULL"
+    rule_sql = "CASE " + " ".join(f"WHEN {c} THEN {literal(k)}" for k, c, _ in conds) + " END" if conds else "NULL"
     reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {e}" for _, c, e in conds) + " END" if conds else "NULL"
 
     complete = " + ".join(f"CAST({_q(c)} IS NOT NULL AS INTEGER)" for c in _value_columns(contract)) or "0"
@@ -444,7 +436,7 @@ def _select_sql(plan: _FilePlan) -> str:
         joins.append(
             f"LEFT JOIN (SELECT {grp}, quantile_cont({_q(c)}, 0.95) AS _p95, "
             f"date_diff('day', min({_q(time_col)}), max({_q(time_col)})) + 1 AS _days "
-            f"FROM read_parquet({_lit(path)}) GROUP BY ALL) u ON u.{_q(by)} IS NOT DISTINCT FROM t.{_q(by)}"
+            f"FROM read_parquet({literal(path)}) GROUP BY ALL) u ON u.{_q(by)} IS NOT DISTINCT FROM t.{_q(by)}"
             + (f" AND u.{_q(src_col)} IS NOT DISTINCT FROM t.{_q(src_col)}" if src_col else "")
         )
     orig = "to_json(t)"
@@ -452,11 +444,11 @@ def _select_sql(plan: _FilePlan) -> str:
     return f"""
         SELECT *, {complete} AS _complete FROM (
             SELECT {", ".join(cols)},
-                   {_lit(path)} AS source_file, CAST(t.file_row_number + 1 AS BIGINT) AS record_number,
+                   {literal(path)} AS source_file, CAST(t.file_row_number + 1 AS BIGINT) AS record_number,
                    {rule_sql} AS _rule, {reason_sql} AS _reason,
-                   {_lit(t.name)} AS _legacy, {src_ref} AS _srcname,
+                   {literal(t.name)} AS _legacy, {src_ref} AS _srcname,
                    sn.rank AS _rank, {ingest_sql} AS _ingest, CAST({orig} AS VARCHAR) AS _orig
-            FROM read_parquet({_lit(path)}, file_row_number = true) t
+            FROM read_parquet({literal(path)}, file_row_number = true) t
             {" ".join(joins)}
         )
     """
@@ -596,7 +588,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
 
     for p in plans:
         t = p.table
-        lt = _lit(t.name)
+        lt = literal(t.name)
         # Mixed source_name values within one legacy table.
         names = con.execute(
             f"SELECT _srcname, count(*) FROM _lg WHERE _legacy = {lt} GROUP BY 1 ORDER BY 2 DESC"
@@ -607,7 +599,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
                 "spellings: " + ", ".join(f"{s if s is not None else 'NULL'} ({n})" for s, n in names)
                 + "; resolved by the declared SOURCE_NAMES ranks",
                 samples=[s for name, _ in names for s in _samples(
-                    con, f"_legacy = {lt} AND _srcname IS NOT DISTINCT FROM {_lit(name)}")[:1]])
+                    con, f"_legacy = {lt} AND _srcname IS NOT DISTINCT FROM {literal(name)}")[:1]])
         # Several spellings of one series.
         if _checks(t, "canonical_symbol"):
             aliases = con.execute(
@@ -620,13 +612,13 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
                 add("duplicate symbols for one series", "canonical_symbol", t.name, n, "normalised",
                     f"{' / '.join(spellings)} are one series, loaded as symbol {sym} (original kept in source_symbol)",
                     samples=[s for sp in spellings for s in _samples(
-                        con, f"_legacy = {lt} AND source_symbol = {_lit(sp)}")[:1]])
+                        con, f"_legacy = {lt} AND source_symbol = {literal(sp)}")[:1]])
         # Reader-rule quarantines.
         for rule, defect in (("daily_grain", "intraday rows in a daily table"), ("not_null", "null provenance"),
                              ("canonical_symbol", "undeclared symbol"), ("source_hierarchy", "undeclared source"),
                              ("not_single_timestamp", "all rows share one timestamp"),
                              ("plausible_unit", "values not in the declared unit"), ("bad_type", "value does not fit the type")):
-            where = f"_legacy = {lt} AND _rule = {_lit(rule)}"
+            where = f"_legacy = {lt} AND _rule = {literal(rule)}"
             n = con.execute(f"SELECT count(*) FROM _lg WHERE {where}").fetchall()[0][0]
             if n:
                 # min, not any_value: the same example every run, so a rerun records the same defect text.
@@ -647,7 +639,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
         if p.nulled:
             cols = list(p.nulled)
             present = " OR ".join(
-                f"coalesce(json_extract(_orig, {_lit('$.' + t.legacy_column(c))}) <> 'null', false)" for c in cols
+                f"coalesce(json_extract(_orig, {literal('$.' + t.legacy_column(c))}) <> 'null', false)" for c in cols
             )
             n = con.execute(f"SELECT count(*) FROM _lg WHERE _legacy = {lt} AND ({present})").fetchall()[0][0]
             add("prices exported as integers (truncated)", "lossless_prices", t.name, n, "loaded as NULL (close kept)",
@@ -655,7 +647,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
         if p.nulled_series:
             series = sorted({str(x) for v in p.nulled_series.values() for x in v})
             n = con.execute(
-                f"SELECT count(*) FROM _lg WHERE _legacy = {lt} AND CAST(json_extract_string(_orig, {_lit('$.' + t.series)}) AS VARCHAR) IN ({', '.join(_lit(x) for x in series)})"
+                f"SELECT count(*) FROM _lg WHERE _legacy = {lt} AND CAST(json_extract_string(_orig, {literal('$.' + t.series)}) AS VARCHAR) IN ({', '.join(literal(x) for x in series)})"
             ).fetchall()[0][0]
             add("placeholder columns (constant over the whole series)", "no_placeholders", t.name, n, "loaded as NULL",
                 f"{', '.join(p.nulled_series)} hold one constant value on every row of series {', '.join(series)}",
@@ -665,7 +657,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
             f"SELECT _vrule, count(*), min(_vreason) FROM _lg WHERE _legacy = {lt} AND _vrule IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall():
             add(f"contract rule {rule}", rule, t.name, n, "quarantined", f"e.g. {reason}",
-                f"_legacy = {lt} AND _vrule = {_lit(rule)}")
+                f"_legacy = {lt} AND _vrule = {literal(rule)}")
         # Duplicates: exact copies (appended reruns) and same-key rows resolved by precedence.
         n = con.execute(f"SELECT count(*) FROM _lg WHERE _legacy = {lt} AND _valid AND _pos > 1 AND NOT _loser").fetchall()[0][0]
         add("exact duplicate rows (appended reruns)", "unique_key", t.name, n, "skipped as duplicates",
@@ -677,7 +669,7 @@ def _defects(con: duckdb.DuckDBPyConnection, contract: Contract, plans: list[_Fi
             add("same key from a lower-precedence source", "unique_key", t.name, n,
                 "kept the higher-precedence row; logged to monitoring.dedup_conflicts",
                 f"kept {kept}; {differ} of {n} dropped rows had different values",
-                f"_legacy = {lt} AND _loser AND _win_source = {_lit(kept)}",
+                f"_legacy = {lt} AND _loser AND _win_source = {literal(kept)}",
                 order="(_vhash = _win_vhash), source_file, record_number")
     return out
 
@@ -705,7 +697,7 @@ def migrate_legacy(con: duckdb.DuckDBPyConnection, legacy_dir: Path | str, run: 
     for fid in mapped:
         table = BY_FILE[fid.path.name]
         try:
-            types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet({_lit(str(fid.path))}))").fetchall())
+            types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet({literal(str(fid.path))}))").fetchall())
             missing = [c for c in (table.time_column,) if c not in types]
             if missing:
                 raise ValueError(f"the export lacks its date column {missing[0]!r}")
