@@ -176,5 +176,5 @@ def test_after_a_killed_ingest_a_push_makes_bigquery_equal(reference, sample_dat
     bq = {"CBI_BQ_ENDPOINT": bq_emulator.endpoint, "CBI_BQ_PROJECT": "crash" + uuid.uuid4().hex[:10]}
     push = cbi(home, "sync", "push", **bq)
     assert push.returncode == 0, push.stderr[-2000:]
-    parity = cbi(home, "sync", "diff", "raw_intelligence.fred_economic", "--json", **bq)
+    parity = cbi(home, "sync", "diff", "--all", "--json", **bq)
     assert parity.returncode == 0, parity.stdout[-2000:]
