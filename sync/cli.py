@@ -52,11 +52,12 @@ def _guard(fn):
 
     from .bigquery.client import NoCredentials
     from .journal import SyncBusy, redact
+    from .push import LocationMismatch
     from .retry import Offline
 
     try:
         return fn()
-    except (SyncBusy, Offline, NoCredentials, GoogleAPICallError, ValueError, KeyError) as exc:
+    except (SyncBusy, Offline, NoCredentials, LocationMismatch, GoogleAPICallError, ValueError, KeyError) as exc:
         fail(redact(str(exc)))
 
 
@@ -82,8 +83,16 @@ def push_cmd(
     if as_json:
         emit_json(report.as_dict())
     else:
-        if not report.batches:
+        if report.error and not report.batches:
+            n = len(report.pending)
+            console.print(
+                f"[red]✗[/] {escape(report.error)}: {n} validated batch{'es' if n != 1 else ''} pending, nothing "
+                f"{'planned' if dry_run else 'pushed'}", soft_wrap=True,
+            )
+        elif not report.batches:
             console.print("nothing to push: no validated batches")
+        for change in report.schema_changes:
+            console.print(f"  schema: {escape(change)}", soft_wrap=True)
         for b in report.batches:
             d = b.as_dict()
             console.print(f"batch {b.batch_id} ({b.status})")
@@ -91,13 +100,16 @@ def push_cmd(
                 if tp["batch_partitions"] == 0:
                     continue
                 sizes = "/".join(f"{c['partition_count']:,}" for c in tp["chunks"])
+                est = tp.get("estimated_bytes_processed")
                 console.print(
                     f"  {tp['table']}: {tp['batch_partitions']:,} partitions in the batch, {tp['differing_partitions']:,} differ "
-                    f"from BigQuery -> {len(tp['chunks'])} chunks ({sizes or 'none'}), {tp['rows']:,} rows, {_human_bytes(tp['bytes'])}",
+                    f"from BigQuery -> {len(tp['chunks'])} chunks ({sizes or 'none'}), {tp['rows']:,} rows, {_human_bytes(tp['bytes'])}"
+                    + (f"; BigQuery dry run: {_human_bytes(est)} read per pass (MERGE, verify)" if est is not None else ""),
                     soft_wrap=True,
                 )
             if b.error:
-                console.print(f"  [red]✗[/] {escape(b.error)} (the batch stays pending; rerun `cbi sync push`)", soft_wrap=True)
+                hint = "rerun `cbi sync push`" if b.rerun_helps else "a rerun fails the same way until this is fixed"
+                console.print(f"  [red]✗[/] {escape(b.error)} (the batch stays pending; {hint})", soft_wrap=True)
         if report.created_tables:
             console.print(f"created in BigQuery: {len(report.created_datasets)} datasets, {len(report.created_tables)} tables")
     if not report.ok:
@@ -206,11 +218,15 @@ def status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Pending/pushed/failed batches, last push and pull per table, last error, daemon heartbeat (local only)."""
     from .status import sync_status
 
+    import duckdb
+
     s = settings(home)
     try:
         with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
             st = sync_status(con)
-    except (warehouse.WarehouseError, Exception) as exc:  # an old warehouse without the journal tables
+    except warehouse.WarehouseError as exc:  # missing, locked by a writer: its own message says so
+        fail(str(exc))
+    except duckdb.Error as exc:  # an old warehouse without the journal's tables or columns
         fail(f"{exc} (run `cbi init` to migrate the warehouse)")
     if as_json:
         emit_json(st)
@@ -226,6 +242,15 @@ def status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     if st["last_error"]:
         e = st["last_error"]
         console.print(f"last error ({e['at']}, {e['step']}): {escape(str(e['error']))}", soft_wrap=True)
+    by = st["bigquery_bytes"]
+    month = by["last_30_days"]
+    console.print(
+        f"BigQuery bytes, last 30 days: {_human_bytes(month['billed'])} billed, {_human_bytes(month['processed'])} processed "
+        f"({month['steps']} journaled query steps)"
+    )
+    if by["runs"]:
+        r = by["runs"][0]
+        console.print(f"  last run {r['run_id']}: {_human_bytes(r['billed'])} billed, {_human_bytes(r['processed'])} processed")
     d = st["daemon"]
     console.print(
         "daemon: never ran" if d is None else f"daemon: {d['hostname']} pid {d['pid']}, last heartbeat {d['heartbeat_at']} ({d['age_seconds']}s ago), {d['cycles']} cycles, {d['status']}"

@@ -32,6 +32,9 @@ import data_contracts as dc
 from cbi_local.warehouse import transaction
 
 FAULT_ENV = "CBI_SYNC_FAULT"
+# BigQuery's job statistics of a step, kept in the entry's detail JSON (summed over the step's query jobs).
+BYTES_BILLED = "bytes_billed"
+BYTES_PROCESSED = "bytes_processed"
 GATE_ENV = "CBI_SYNC_FAULT_GATE"
 LOG = dc.get("ops.sync_log")
 _fault_counts: dict[str, int] = {}
@@ -119,12 +122,22 @@ class Journal:
         partitions: int | None = None,
         rows: int | None = None,
         bytes_: int | None = None,
+        job: Any = None,
         started_at: datetime | None = None,
         detail: Any = None,
         error: str | None = None,
         extra_sql: list[tuple[str, list[Any]]] | None = None,
     ) -> None:
-        """Append one entry; `extra_sql` runs in the same transaction (e.g. marking a batch pushed)."""
+        """Append one entry; `extra_sql` runs in the same transaction (e.g. marking a batch pushed).
+        `job` (a finished BigQuery job, or a list of them) gives job_id when none is passed, and the
+        bytes BigQuery billed and processed (summed over a list) go into detail as
+        `bytes_billed` / `bytes_processed`."""
+        jobs = [j for j in (job if isinstance(job, (list, tuple)) else [job]) if j is not None]
+        if jobs and job_id is None and len(jobs) == 1:
+            job_id = jobs[0].job_id
+        billed, processed = _bytes(jobs, "total_bytes_billed"), _bytes(jobs, "total_bytes_processed")
+        if billed is not None or processed is not None:
+            detail = {**(detail or {}), BYTES_BILLED: billed, BYTES_PROCESSED: processed}
         values = {
             "sync_id": uuid.uuid4().hex,
             "batch_id": batch_id,
@@ -168,6 +181,13 @@ class Journal:
                 "detail": json.loads(detail) if detail else None,
             }
         return out
+
+
+def _bytes(jobs: list[Any], attr: str) -> int | None:
+    """Sum of a job statistic over query jobs (None when no job reports it: loads, copies)."""
+    values = [getattr(j, attr, None) for j in jobs]
+    known = [int(v) for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def new_run_id(kind: str) -> str:

@@ -23,6 +23,7 @@ from data_contracts.model import Contract
 
 from .fingerprint import VOLATILE, bq_quote, bq_table
 from .push import PRIVATE_SUFFIX, targets
+from .retry import call_deadline, client_retry, with_retries
 
 OWNERS_ENV = "CBI_PRIVATE_OWNERS"  # comma-separated IAM members, e.g. user:me@example.com
 READERS_ENV = "CBI_PUBLIC_READERS"
@@ -78,29 +79,39 @@ def view_sql(project: str, view: ApiView) -> str:
 
 
 def ensure_api_views(client: bigquery.Client, project: str) -> list[str]:
-    """Create or replace every api view; returns their names."""
+    """Create or replace every api view; returns their names. Every call is under the sync's
+    bounded retries (sync.retry), like every other sync call."""
     from google.api_core.exceptions import NotFound
 
     from data_contracts import to_bigquery
 
+    bounded = {"retry": client_retry(), "timeout": call_deadline()}
     needed = {v.source for v in API_VIEWS} | ({"regimes.regime_calendar"} if any(v.join_regime for v in API_VIEWS) else set())
-    for ds_name in {"api"} | {n.split(".")[0] for n in needed}:
+    for ds_name in sorted({"api"} | {n.split(".")[0] for n in needed}):
         ds = bigquery.Dataset(f"{project}.{ds_name}")
         ds.location = client.location or dc.LOCATION
         ds.description = dc.DATASETS[ds_name]
-        client.create_dataset(ds, exists_ok=True)
+        with_retries(f"create dataset {ds_name}", lambda ds=ds: client.create_dataset(ds, exists_ok=True, **bounded))
     for fqn in sorted(needed):
-        try:
-            client.get_table(f"{project}.{fqn}")
-        except NotFound:
-            client.create_table(to_bigquery.table(dc.get(fqn), project), exists_ok=True)
+
+        def ensure_table(fqn: str = fqn) -> None:
+            try:
+                client.get_table(f"{project}.{fqn}", **bounded)
+            except NotFound:
+                client.create_table(to_bigquery.table(dc.get(fqn), project), exists_ok=True, **bounded)
+
+        with_retries(f"ensure {fqn}", ensure_table)
     out = []
     for view in API_VIEWS:
         v = bigquery.Table(f"{project}.api.{view.name}")
         v.view_query = view_sql(project, view)
         v.description = view.description
-        client.delete_table(v.reference, not_found_ok=True)
-        client.create_table(v)
+
+        def replace(v: bigquery.Table = v) -> None:
+            client.delete_table(v.reference, not_found_ok=True, **bounded)
+            client.create_table(v, exists_ok=True, **bounded)
+
+        with_retries(f"create view api.{view.name}", replace)
         out.append(f"api.{view.name}")
     return out
 
@@ -138,13 +149,19 @@ def private_tables() -> list[str]:
 
 
 def apply_policies(client: bigquery.Client, statements: list[str]) -> list[str]:
-    """Run the row access policy DDL; tables that do not exist yet (no private rows pushed) are skipped."""
+    """Run the row access policy DDL (bounded retries); tables that do not exist yet (no private
+    rows pushed) are skipped."""
     from google.api_core.exceptions import NotFound
 
     applied = []
     for sql in statements:
+
+        def run(sql: str = sql) -> None:
+            job = client.query(sql, retry=client_retry(), job_retry=None, timeout=call_deadline())
+            job.result(timeout=call_deadline() * 5, retry=client_retry(), job_retry=None)
+
         try:
-            client.query(sql).result()
+            with_retries("row access policy", run)
             applied.append(sql)
         except NotFound:
             continue

@@ -30,6 +30,7 @@ from data_contracts.to_duckdb import table_ref
 from . import fingerprint as fp
 from .journal import Journal, new_run_id, now, sync_lock
 from .push import PRIVATE_SUFFIX, Target, targets
+from .bigquery.client import max_bytes_billed, query_config
 from .retry import call_deadline, client_retry, with_retries
 
 
@@ -78,14 +79,22 @@ def local_fingerprints(con: duckdb.DuckDBPyConnection, target: Target) -> dict[i
     return fp.as_map(con.execute(fp.partition_fingerprints_sql(target.contract, "duckdb", src, where)).fetchall())
 
 
-def bigquery_fingerprints(client: bigquery.Client, project: str, target: Target, run_id: str) -> dict[int, fp.Fingerprint] | None:
+def _capped(config: bigquery.QueryJobConfig, cap: int | None) -> bigquery.QueryJobConfig:
+    if cap:
+        config.maximum_bytes_billed = cap
+    return config
+
+
+def bigquery_fingerprints(
+    client: bigquery.Client, project: str, target: Target, run_id: str, max_bytes_billed: int | None = None
+) -> dict[int, fp.Fingerprint] | None:
     """None when the BigQuery table does not exist (one query job; no separate metadata call)."""
     sql = fp.partition_fingerprints_sql(target.contract, "bigquery", fp.bq_table(project, target.contract.dataset, target.table))
 
     def run() -> list[tuple]:
         job = client.query(
             sql,
-            job_config=bigquery.QueryJobConfig(labels={"cbi_run": run_id, "cbi_step": "fingerprint"}),
+            job_config=_capped(bigquery.QueryJobConfig(labels={"cbi_run": run_id, "cbi_step": "fingerprint"}), max_bytes_billed),
             job_id_prefix=run_id + "_",
             retry=client_retry(),
             job_retry=None,
@@ -135,7 +144,7 @@ def diff(con: duckdb.DuckDBPyConnection, client: bigquery.Client, settings: Sett
     out = []
     for target in resolve_tables(names, None):
         local = local_fingerprints(con, target)
-        remote = bigquery_fingerprints(client, settings.bq_project, target, run_id)
+        remote = bigquery_fingerprints(client, settings.bq_project, target, run_id, max_bytes_billed(settings))
         if remote is None and not local and target.private:
             continue  # an unused private twin
         out.append(compare(target, local, remote))
@@ -194,7 +203,7 @@ def _pull_table(con, client, settings: Settings, target: Target, journal: Journa
     pt = PullTable(target.fqn)
     started = now()
     local = local_fingerprints(con, target)
-    remote = bigquery_fingerprints(client, settings.bq_project, target, journal.run_id)
+    remote = bigquery_fingerprints(client, settings.bq_project, target, journal.run_id, max_bytes_billed(settings))
     if remote is None:
         pt.bigquery_table_exists = False
         pt.kept_local_only = [fp.partition_label(c, p) for p in sorted(local)]
@@ -216,20 +225,21 @@ def _pull_table(con, client, settings: Settings, target: Target, journal: Journa
             f"WHERE {fp.partition_filter(c, fetch, 'bigquery', 't')}"
         )
 
-        def run() -> pa.Table:
+        def run() -> tuple[bigquery.QueryJob, pa.Table]:
             job = client.query(
                 sql,
-                job_config=bigquery.QueryJobConfig(labels={"cbi_run": journal.run_id, "cbi_step": "download"}),
+                job_config=query_config(settings, labels={"cbi_run": journal.run_id, "cbi_step": "download"}),
                 job_id_prefix=journal.run_id + "_",
                 retry=client_retry(),
                 job_retry=None,
                 timeout=call_deadline(),
             )
             job.result(timeout=call_deadline() * 5, retry=client_retry(), job_retry=None)
-            return job.to_arrow(create_bqstorage_client=False)
+            return job, job.to_arrow(create_bqstorage_client=False)
 
-        arrow = _arrow_for(c, with_retries("download", run))
-        journal.record("download", table=target.fqn, partitions=len(fetch), rows=arrow.num_rows, bytes_=arrow.nbytes)
+        job, arrow = with_retries("download", run)
+        arrow = _arrow_for(c, arrow)
+        journal.record("download", table=target.fqn, partitions=len(fetch), rows=arrow.num_rows, bytes_=arrow.nbytes, job=job)
     pid_sql = fp.partition_expr(c, "duckdb", "t")
     ids = ", ".join(str(p) for p in replace)
     tref = table_ref(c)

@@ -47,6 +47,8 @@ from data_contracts.to_duckdb import quote as dq
 from data_contracts.to_duckdb import table_ref
 
 from . import fingerprint as fp
+from .bigquery import schema as schema_mod
+from .bigquery.client import query_config
 from .journal import Journal, new_run_id, now, redact, sync_lock
 from .retry import Offline, call_deadline, client_retry, with_retries
 
@@ -61,6 +63,15 @@ DEFAULT_GCS_THRESHOLD = 64 * 1024 * 1024
 
 class VerifyError(RuntimeError):
     """BigQuery's rows after a MERGE do not match what was staged."""
+
+
+class SchemaRefused(RuntimeError):
+    """The BigQuery table differs from its contract in a way the push does not apply by itself
+    (it could lose data), or BigQuery did not apply an additive change; nothing was pushed to it."""
+
+
+class LocationMismatch(RuntimeError):
+    """A target dataset exists in another location than CBI_BQ_LOCATION; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,9 @@ class ChunkPlan:
     partitions: list[int]
     rows: int | None = None
     bytes: int | None = None
+    # Dry run only: BigQuery's dry-run estimate of the bytes one pass over the chunk's partitions of
+    # the target reads (the MERGE and the verify each make one such pass); 0 when the table is absent.
+    estimated_bytes_processed: int | None = None
 
 
 @dataclass
@@ -137,6 +151,7 @@ class TargetPlan:
     batch_partitions: int
     differing_partitions: int
     chunks: list[ChunkPlan] = field(default_factory=list)
+    plan_bytes_processed: int | None = None  # dry run: the comparison query's bytes (BigQuery's statistic)
 
     @property
     def rows(self) -> int:
@@ -150,6 +165,7 @@ class BatchReport:
     targets: list[TargetPlan] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     error: str | None = None
+    rerun_helps: bool = True  # False when the error needs a change first (schema, a bad query)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -158,6 +174,8 @@ class BatchReport:
                 c["partition_count"] = len(c.pop("partitions"))
             t["rows"] = sum(c["rows"] or 0 for c in t["chunks"])
             t["bytes"] = sum(c["bytes"] or 0 for c in t["chunks"])
+            estimates = [c["estimated_bytes_processed"] for c in t["chunks"] if c["estimated_bytes_processed"] is not None]
+            t["estimated_bytes_processed"] = sum(estimates) if estimates else None
         return d
 
 
@@ -168,6 +186,8 @@ class PushReport:
     batches: list[BatchReport] = field(default_factory=list)
     created_datasets: list[str] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
+    schema_changes: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # validated batches when the push started
     offline: bool = False
     error: str | None = None
 
@@ -184,6 +204,8 @@ class PushReport:
             "error": self.error,
             "created_datasets": self.created_datasets,
             "created_tables": self.created_tables,
+            "schema_changes": self.schema_changes,
+            "pending": self.pending,
             "batches": [b.as_dict() for b in self.batches],
         }
 
@@ -243,6 +265,7 @@ class Pusher:
         self.gcs_client = gcs_client
         self._ensured: set[str] = set()
         self.report: PushReport | None = None
+        self.plan_jobs: list[bigquery.QueryJob] = []  # the current target's plan queries (bytes journaled with the plan)
 
     # -- BigQuery helpers ---------------------------------------------------------------
     def _labels(self, step: str, batch_id: str, target: Target | None = None, partitions: int | None = None) -> dict[str, str]:
@@ -259,7 +282,7 @@ class Pusher:
         def run() -> tuple[bigquery.QueryJob, list[tuple]]:
             job = self.client.query(
                 sql,
-                job_config=bigquery.QueryJobConfig(labels=labels),
+                job_config=query_config(self.settings, labels=labels),
                 job_id_prefix=self.run_id + "_",
                 retry=client_retry(),
                 job_retry=None,
@@ -295,14 +318,68 @@ class Pusher:
             dataset(STAGING_DATASET, "CBI Local push staging (one table per batch, table and chunk; dropped after the MERGE).", 7 * 24 * 3600 * 1000)
             dataset(target.contract.dataset, dc.DATASETS[target.contract.dataset])
             try:
-                self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
+                existing = self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
             except NotFound:
                 self.client.create_table(bq_table_for(target, self.project), exists_ok=True, retry=client_retry())
                 if report is not None:
                     report.created_tables.append(target.fqn)
+            else:
+                self.evolve_schema(target, existing)
 
         with_retries("create datasets/tables", run)
         self._ensured.add(target.fqn)
+
+    def evolve_schema(self, target: Target, table: bigquery.Table) -> list[schema_mod.SchemaChange]:
+        """Bring an existing table to its contract before anything is loaded into it: additive
+        changes applied with update_table(["schema"]) and read back; any other change refused."""
+        wanted = bq_table_for(target, self.project).schema
+        merged, changes = schema_mod.evolve(table.schema, wanted)
+        refused = [c for c in changes if not c.additive]
+        if refused:
+            raise SchemaRefused(
+                f"{target.fqn}: the BigQuery table differs from its contract in a way the push does not apply by itself "
+                f"(it could lose data): {'; '.join(c.message() for c in refused)}. Nothing was pushed to it; "
+                "rebuild the table (copy, verify, swap) or change the contract back."
+            )
+        if not changes:
+            return []
+        table.schema = merged
+        self.client.update_table(table, ["schema"], retry=client_retry(), timeout=call_deadline())
+        read_back = self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
+        lacking = schema_mod.not_applied(read_back.schema, wanted)
+        if lacking:
+            raise SchemaRefused(
+                f"{target.fqn}: BigQuery accepted the schema update but does not have "
+                f"{'; '.join(c.message() for c in lacking)}; nothing was pushed to it"
+            )
+        self.journal.record(
+            "evolve_schema", table=target.fqn, detail={"changes": [c.message() for c in changes]},
+        )  # fmt: skip
+        if self.report is not None:
+            self.report.schema_changes.extend(f"{target.fqn}: {c.message()}" for c in changes)
+        return changes
+
+    def check_locations(self, batches: list[tuple[str, list[str]]]) -> None:
+        """Every target dataset (and the staging dataset) that already exists must be in
+        CBI_BQ_LOCATION: BigQuery cannot MERGE across locations. Checked before anything is written."""
+        names = {STAGING_DATASET} | {t.contract.dataset for _b, tables in batches for t in push_targets(tables)}
+        want = self.settings.bq_location
+        wrong: list[str] = []
+        for name in sorted(names):
+            try:
+                ds = with_retries(
+                    "get dataset", lambda name=name: self.client.get_dataset(f"{self.project}.{name}", retry=client_retry(), timeout=call_deadline())
+                )
+            except NotFound:
+                continue
+            if (ds.location or "").lower() != want.lower():
+                wrong.append(f"{name} is in {ds.location}")
+        if wrong:
+            raise LocationMismatch(
+                f"BigQuery datasets of project {self.project!r} are not in CBI_BQ_LOCATION={want}: {', '.join(wrong)}. "
+                "Nothing was pushed. Set CBI_BQ_LOCATION to their location, or move the datasets (copy to a dataset in "
+                f"{want}, verify, swap)."
+            )
 
     # -- local SQL ----------------------------------------------------------------------
     def _local_where(self, target: Target, pids: list[int] | None = None) -> str:
@@ -323,15 +400,24 @@ class Pusher:
         sql = fp.partition_fingerprints_sql(target.contract, "duckdb", table_ref(target.contract), self._local_where(target, pids))
         return fp.as_map(self.con.execute(sql).fetchall())
 
-    def _bq_fingerprints(self, target: Target, pids: list[int], batch_id: str, create: bool) -> dict[int, fp.Fingerprint]:
+    def _bq_fingerprints(self, target: Target, pids: list[int], batch_id: str, create: bool) -> dict[int, fp.Fingerprint] | None:
+        """BigQuery's fingerprints of the partitions; None when the table's schema must change first."""
         source = fp.bq_table(self.project, target.contract.dataset, target.table)
         sql = fp.partition_fingerprints_sql(target.contract, "bigquery", source, fp.partition_filter(target.contract, pids, "bigquery", "t"))
-        if not create:
+        if not create:  # the dry run: nothing is created or changed
             try:
-                with_retries("get table", lambda: self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry()))
+                table = with_retries("get table", lambda: self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry()))
             except NotFound:
                 return {}
-        _job, rows = self._query(sql, self._labels("plan", batch_id, target, len(pids)))
+            _merged, changes = schema_mod.evolve(table.schema, bq_table_for(target, self.project).schema)
+            if changes:  # the push would change the schema first: every partition is pushed
+                if self.report is not None:
+                    self.report.schema_changes.extend(
+                        f"{target.fqn}: {'would ' if c.additive else 'refused (could lose data): '}{c.message()}" for c in changes
+                    )
+                return None
+        job, rows = self._query(sql, self._labels("plan", batch_id, target, len(pids)))
+        self.plan_jobs.append(job)
         return fp.as_map(rows)
 
     # -- plan ---------------------------------------------------------------------------
@@ -345,7 +431,7 @@ class Pusher:
         if fp.comparable(target.contract):
             local = self._local_fingerprints(target, pids)
             remote = self._bq_fingerprints(target, pids, batch_id, create)
-            differ = [p for p in pids if local.get(p) != remote.get(p)]
+            differ = pids if remote is None else [p for p in pids if local.get(p) != remote.get(p)]
         else:
             differ = pids
         plan.differing_partitions = len(differ)
@@ -513,9 +599,10 @@ class Pusher:
             plan = TargetPlan(key, d["batch_partitions"], d["differing_partitions"], [ChunkPlan(i, ps) for i, ps in enumerate(d["chunks"])])
         else:
             started = now()
+            self.plan_jobs = []
             plan = self.plan_target(batch_id, target)
             self.journal.record(
-                "plan", batch_id=batch_id, table=key, started_at=started,
+                "plan", batch_id=batch_id, table=key, started_at=started, job=self.plan_jobs,
                 partitions=plan.differing_partitions,
                 detail={
                     "batch_partitions": plan.batch_partitions,
@@ -573,7 +660,7 @@ class Pusher:
             )
             br.jobs.append(job.job_id)
             self.journal.record(
-                "merge", batch_id=batch_id, table=key, chunk=k, started_at=started, job_id=job.job_id,
+                "merge", batch_id=batch_id, table=key, chunk=k, started_at=started, job=job,
                 partitions=len(chunk.partitions), rows=int(job.num_dml_affected_rows or 0),
             )  # fmt: skip
         if not is_done("verify"):
@@ -584,10 +671,10 @@ class Pusher:
             want = staged["fingerprint"]
             if got != want:
                 msg = f"{key} chunk {k}: BigQuery has {got[0]} rows with fingerprint {got[1:]}, staged {want[0]} rows {want[1:]}"
-                self.journal.record("verify", batch_id=batch_id, table=key, chunk=k, status="reset", job_id=job.job_id, error=msg)
+                self.journal.record("verify", batch_id=batch_id, table=key, chunk=k, status="reset", job=job, error=msg)
                 raise VerifyError(msg)
             self.journal.record(
-                "verify", batch_id=batch_id, table=key, chunk=k, started_at=started, job_id=job.job_id,
+                "verify", batch_id=batch_id, table=key, chunk=k, started_at=started, job=job,
                 rows=got[0], detail={"fingerprint": got},
             )  # fmt: skip
         started = now()
@@ -601,13 +688,41 @@ class Pusher:
         br = BatchReport(batch_id, status="planned")
         with tempfile.TemporaryDirectory(prefix="cbi-dryrun-") as tmp:
             for target in push_targets(table_names):
+                self.plan_jobs = []
                 plan = self.plan_target(batch_id, target, create=False)
+                if self.plan_jobs:
+                    plan.plan_bytes_processed = sum(int(j.total_bytes_processed or 0) for j in self.plan_jobs)
                 for chunk in plan.chunks:
                     staged = self._stage(batch_id, target, chunk, Path(tmp) / f"{staging_name(batch_id, target, chunk.chunk)}.parquet")
                     chunk.rows, chunk.bytes = staged["rows"], staged["bytes"]
                     Path(staged["file"]).unlink(missing_ok=True)
+                    chunk.estimated_bytes_processed = self.estimate_pass(target, chunk.partitions)
                 br.targets.append(plan)
         return br
+
+    def estimate_pass(self, target: Target, pids: list[int]) -> int:
+        """BigQuery's dry-run estimate of reading the partitions `pids` of the target (0 when absent)."""
+        tgt = fp.bq_table(self.project, target.contract.dataset, target.table)
+        sql = f"SELECT * FROM {tgt} AS T WHERE {fp.partition_filter(target.contract, pids, 'bigquery', 'T')}"
+
+        def run() -> int:
+            job = self.client.query(
+                sql, job_config=query_config(self.settings, dry_run=True, use_query_cache=False),
+                retry=client_retry(), job_retry=None, timeout=call_deadline(),
+            )  # fmt: skip
+            return int(job.total_bytes_processed or 0)
+
+        try:
+            return with_retries("dry-run estimate", run)
+        except NotFound:
+            return 0
+
+
+def _rerun_helps(exc: BaseException) -> bool:
+    """A rerun can succeed without a change: BigQuery was away or slow, or a verify reset its chunk."""
+    from .retry import is_transient
+
+    return isinstance(exc, (Offline, VerifyError)) or is_transient(exc)
 
 
 def _record_failure(con: duckdb.DuckDBPyConnection, journal: Journal, batch_id: str, exc: BaseException) -> str:
@@ -633,23 +748,32 @@ def push(
     report = PushReport(pusher.run_id, dry_run)
     pusher.report = report
     batches = pending_batches(con)
+    report.pending = [b for b, _t in batches]
     if not batches:
         return report
     if dry_run:
-        for batch_id, tables in batches:
-            try:
+        try:
+            pusher.check_locations(batches)
+            for batch_id, tables in batches:
                 report.batches.append(pusher.dry_run_batch(batch_id, tables))
-            except Offline as exc:
-                report.offline, report.error = True, str(exc)
-                break
+        except Offline as exc:
+            report.offline, report.error = True, str(exc)
         return report
     cm = sync_lock(settings.home) if lock else _null()
     with cm:
+        try:
+            pusher.check_locations(batches)  # LocationMismatch propagates: nothing written, the caller says why
+        except Offline as exc:
+            report.offline = True
+            br = BatchReport(batches[0][0], status="pending")
+            br.error = report.error = _record_failure(con, pusher.journal, batches[0][0], exc)
+            report.batches.append(br)
+            return report
         for batch_id, tables in batches:
             try:
                 report.batches.append(pusher.push_batch(batch_id, tables, report))
             except Exception as exc:  # noqa: BLE001 - recorded, batch stays pending
-                br = BatchReport(batch_id, status="pending")
+                br = BatchReport(batch_id, status="pending", rerun_helps=_rerun_helps(exc))
                 br.error = _record_failure(con, pusher.journal, batch_id, exc)
                 report.batches.append(br)
                 report.offline = isinstance(exc, Offline)

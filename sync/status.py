@@ -1,6 +1,8 @@
 """`cbi sync status`: batches by sync state, last push/pull per table, last error, daemon heartbeat.
 
 Reads only the local journal (ops.batches, ops.sync_log, ops.daemon_heartbeat): no BigQuery call.
+Bytes billed and processed are BigQuery's own job statistics, journaled per step (the entry's
+detail JSON, keys bytes_billed / bytes_processed): per recent run and over the last 30 days.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ def sync_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "SELECT finished_at, batch_id, table_name, step, error FROM ops.sync_log WHERE status IN ('failed', 'reset') "
         "ORDER BY finished_at DESC LIMIT 1"
     ).fetchall()
+    job_bytes = (
+        "SELECT sync_run_id, started_at, CAST(json_extract(detail, '$.bytes_billed') AS BIGINT) AS billed, "
+        "CAST(json_extract(detail, '$.bytes_processed') AS BIGINT) AS processed FROM ops.sync_log "
+        "WHERE detail LIKE '%\"bytes_processed\"%'"
+    )
+    runs = con.execute(
+        f"SELECT sync_run_id, min(started_at), sum(billed), sum(processed), count(*) FROM ({job_bytes}) "
+        "WHERE billed IS NOT NULL OR processed IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+    ).fetchall()
+    month = con.execute(
+        f"SELECT coalesce(sum(billed), 0), coalesce(sum(processed), 0), count(*) FROM ({job_bytes}) "
+        "WHERE (billed IS NOT NULL OR processed IS NOT NULL) AND started_at >= now() - INTERVAL 30 DAY"
+    ).fetchall()[0]
     beat = con.execute(
         "SELECT hostname, process_id, started_at, heartbeat_at, cycle_count, status, message, error "
         "FROM ops.daemon_heartbeat ORDER BY heartbeat_at DESC LIMIT 1"
@@ -67,4 +82,11 @@ def sync_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             else None
         ),
         "daemon": daemon,
+        "bigquery_bytes": {
+            "last_30_days": {"billed": int(month[0]), "processed": int(month[1]), "steps": int(month[2])},
+            "runs": [
+                {"run_id": r, "started_at": at, "billed": int(b or 0), "processed": int(p or 0), "steps": n}
+                for r, at, b, p, n in runs
+            ],
+        },
     }
