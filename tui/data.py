@@ -375,6 +375,39 @@ def quarantine_entries(path: Path, table: str, rule: str, limit: int = 200) -> l
         [table, rule, limit])))
 
 
+def held_rows(con: duckdb.DuckDBPyConnection, table: str, rule: str) -> int:
+    return con.execute("SELECT count(*) FROM monitoring.quarantine WHERE status = 'held' AND table_name = ? AND rule = ?",
+                       [table, rule]).fetchall()[0][0]
+
+
+def drop_held(con: duckdb.DuckDBPyConnection, table: str, rule: str, confirmed_rows: int) -> int:
+    """Drop the held rows of (table, rule) -- only if exactly `confirmed_rows` are held now (the
+    count the user confirmed); otherwise nothing changes and ValueError says what is held."""
+    from cbi_local import quarantine as qmod
+
+    held = held_rows(con, table, rule)
+    if held != confirmed_rows:
+        raise ValueError(f"{held:,} rows of {table} / {rule} are held now, not the {confirmed_rows:,} confirmed: nothing dropped")
+    return qmod.drop(con, rule=rule, table=table)
+
+
+def latest_drop(path: Path) -> dict[str, Any] | None:
+    """The most recent drop (one drop marks its rows with one resolved_at): table, rule, rows, when."""
+    rows = read(path, lambda con: _dicts(con.execute(
+        "SELECT table_name AS table, rule, resolved_at, count(*) AS rows FROM monitoring.quarantine "
+        "WHERE status = 'dropped' GROUP BY ALL ORDER BY resolved_at DESC NULLS LAST, table_name, rule LIMIT 1")))
+    return rows[0] if rows else None
+
+
+def undo_drop(con: duckdb.DuckDBPyConnection, drop: dict[str, Any]) -> int:
+    """Put the rows of one drop (latest_drop) back to held, so they can be released or dropped again."""
+    cond = "status = 'dropped' AND table_name = ? AND rule = ? AND resolved_at IS NOT DISTINCT FROM ?"
+    params = [drop["table"], drop["rule"], drop["resolved_at"]]
+    n = con.execute(f"SELECT count(*) FROM monitoring.quarantine WHERE {cond}", params).fetchall()[0][0]
+    con.execute(f"UPDATE monitoring.quarantine SET status = 'held', resolved_at = NULL WHERE {cond}", params)
+    return n
+
+
 def quarantine_show(path: Path, quarantine_id: str) -> dict[str, Any]:
     from cbi_local import quarantine as qmod
 

@@ -170,6 +170,8 @@ def test_quarantine_release_reloads_through_the_rules(home: Path):
             await settle(pilot, app)
             payload = str(app.screen.query_one("#q-payload").render())
             assert g["rule"] in payload
+            groups.focus()  # R acts on the focused groups table only (tests/tui/test_tui_safety.py)
+            await settle(pilot, app)
             await pilot.press("R", "y")
             await settle(pilot, app)
             r = app.last_action

@@ -1,4 +1,10 @@
-"""Health: latest result per table and rule, its history and samples; the quarantine with release/drop."""
+"""Health: latest result per table and rule, its history and samples; the quarantine with release/drop.
+
+Safety: release (`R`) and drop (`D`) are keys of the Quarantine tab's groups table, so they act only
+while that table is visible and focused, on its highlighted group (table, rule); elsewhere they say
+where to go and do nothing. The confirm dialog names the table, rule and row count, starts on No, and
+the action runs only if exactly that many rows are still held. A drop is undone with `u` (the latest
+drop goes back to held). Repaints keep every table's cursor on the same row key."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import re
 from rich.console import Group
 from rich.text import Text
 from textual import work
+from textual.binding import Binding
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
@@ -24,14 +31,36 @@ from .confirm import ConfirmScreen
 _TS = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d(:?\d\d)?)?")
 
 
+class QuarantineGroups(RowsTable):
+    """The held quarantine groups (one row per table and rule, keyed by both): R/D live here."""
+
+    BINDINGS = [
+        Binding("R", "quarantine('release')", "Release"),
+        Binding("D", "quarantine('drop')", "Drop"),
+    ]
+
+    def action_quarantine(self, action: str) -> None:
+        self.screen.confirm_quarantine(action)
+
+
+def group_key(g: dict) -> str:
+    return f"{g['table']}\x1f{g['rule']}"
+
+
 class HealthScreen(DataScreen):
     KEY = "health"
+    AUTO_FOCUS = "#checks"
     BINDINGS = [
-        ("a", "toggle_all", "All/problems"),
-        ("R", "release", "Release"),
-        ("D", "drop", "Drop"),
+        Binding("a", "toggle_all", "All/problems"),
+        Binding("t", "next_tab", "Next tab"),
+        Binding("u", "undo_drop", "Undo drop"),
+        # Pressed anywhere but the focused groups table: explain, act on nothing.
+        Binding("R", "not_here('release')", "Release", show=False),
+        Binding("D", "not_here('drop')", "Drop", show=False),
     ]
     only_problems = True
+    groups: list[dict] = []
+    groups_by_key: dict[str, dict] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,7 +71,7 @@ class HealthScreen(DataScreen):
                 with VerticalScroll(id="check-detail-box"):
                     yield Static("select a check", id="check-detail")
             with TabPane("Quarantine", id="quarantine-tab"):
-                yield RowsTable(id="q-groups")
+                yield QuarantineGroups(id="q-groups")
                 with Horizontal(id="q-bottom"):
                     yield RowsTable(id="q-entries")
                     with VerticalScroll(id="q-payload-box"):
@@ -56,10 +85,23 @@ class HealthScreen(DataScreen):
         self.query_one(ChecksTable).show(result["checks"], self.only_problems)
         groups = result["quarantine"]
         self.groups = groups
+        self.groups_by_key = {group_key(g): g for g in groups}
         self.query_one("#q-groups", RowsTable).show(["table", "rule", "rows", "files", "example"], groups,
-                                                    keys=[str(i) for i in range(len(groups))])
+                                                    keys=[group_key(g) for g in groups])
         if not result["checks"]:
             self.query_one("#check-detail", Static).update("no health checks recorded yet: run `cbi health`")
+
+    # --- tabs and focus ---------------------------------------------------------------------
+    PANE_FOCUS = {"checks-tab": "#checks", "quarantine-tab": "#q-groups"}
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        target = self.PANE_FOCUS.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#health-tabs", TabbedContent)
+        tabs.active = "quarantine-tab" if tabs.active == "checks-tab" else "checks-tab"
 
     def action_toggle_all(self) -> None:
         self.only_problems = not self.only_problems
@@ -71,6 +113,22 @@ class HealthScreen(DataScreen):
         c = message.check
         self.show_check(c)
         self.load_history(c["table_name"], c["rule"], c.get("rule_columns"))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a check opens its held rows in the Quarantine tab (when it has any)."""
+        if event.data_table.id != "checks":
+            return
+        c = self.query_one(ChecksTable).by_key.get(event.row_key.value or "")
+        if c is None:
+            return
+        key = group_key({"table": c["table_name"], "rule": c["rule"]})
+        if key not in self.groups_by_key:
+            self.notify(f"no held rows for {c['table_name']} / {c['rule']}", severity="information")
+            return
+        groups = self.query_one("#q-groups", RowsTable)
+        self.query_one("#health-tabs", TabbedContent).active = "quarantine-tab"
+        groups.move_cursor(row=groups.get_row_index(key))
+        groups.focus()
 
     def show_check(self, c: dict, history: list[dict] | None = None) -> None:
         mask = (lambda t: _TS.sub("<ts>", t)) if self.app.stable else (lambda t: t)
@@ -104,16 +162,23 @@ class HealthScreen(DataScreen):
         self.app.call_from_thread(paint)
 
     # --- the quarantine ---------------------------------------------------------------------
+    def highlighted_group(self) -> dict | None:
+        """The group under the groups table's cursor (by key), visible or not: for painting entries."""
+        return self.groups_by_key.get(self.query_one("#q-groups", RowsTable).selected_key or "")
+
     def selected_group(self) -> dict | None:
-        t = self.query_one("#q-groups", RowsTable)
-        groups = getattr(self, "groups", [])
-        if not groups or t.cursor_row is None or not (0 <= t.cursor_row < len(groups)):
+        """The group an action may act on: the Quarantine tab is showing, its groups table has the
+        focus, and its cursor is on a group. Anything else is None."""
+        if self.query_one("#health-tabs", TabbedContent).active != "quarantine-tab":
             return None
-        return groups[t.cursor_row]
+        table = self.query_one("#q-groups", RowsTable)
+        if self.focused is not table or not table.display:
+            return None
+        return self.highlighted_group()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "q-groups":
-            g = self.selected_group()
+            g = self.highlighted_group()
             if g:
                 self.load_entries(g["table"], g["rule"])
         elif event.data_table.id == "q-entries" and event.row_key is not None and event.row_key.value:
@@ -142,39 +207,85 @@ class HealthScreen(DataScreen):
             json.loads(entry["payload"]) if entry.get("payload") else None, indent=1, default=str))
         self.app.call_from_thread(self.query_one("#q-payload", Static).update, text)
 
-    def _confirm_then(self, action: str) -> None:
+    def action_not_here(self, action: str) -> None:
+        self.notify(f"{action} acts on a held group: open the Quarantine tab (t), highlight a group, press "
+                    f"{'R' if action == 'release' else 'D'} there. Nothing was changed.", severity="warning")
+
+    def confirm_quarantine(self, action: str) -> None:
         g = self.selected_group()
         if g is None:
-            self.notify("no held quarantine rows selected (Quarantine tab)", severity="warning")
+            self.action_not_here(action)
             return
-        verb = {"release": "Release (re-load through the same rules)", "drop": "Drop (kept for the record, never loaded)"}[action]
-        question = f"{verb} {g['rows']:,} held rows of {g['table']} that broke {g['rule']}?"
+        table, rule, rows = g["table"], g["rule"], g["rows"]
+        if action == "release":
+            question = f"Release {rows:,} held rows?"
+            after = "re-loaded through the same rules; a row that still breaks one is held again"
+        else:
+            question = f"Drop {rows:,} held rows?"
+            after = "marked dropped: never loaded, kept in monitoring.quarantine"
+        details = [("table", table), ("rule", rule), ("rows", f"{rows:,} held"), ("then", after)]
+        if action == "drop":
+            details.append(("undo", "u on Health puts the latest drop back to held"))
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_quarantine(action, g["table"], g["rule"])
+                self.run_quarantine(action, table, rule, rows)
 
-        self.app.push_screen(ConfirmScreen(question), answered)
+        self.app.push_screen(ConfirmScreen(question, details), answered)
 
-    def action_release(self) -> None:
-        self._confirm_then("release")
-
-    def action_drop(self) -> None:
-        self._confirm_then("drop")
+    def action_undo_drop(self) -> None:
+        self.find_drop()
 
     @work(thread=True, exclusive=True, group="action")
-    def run_quarantine(self, action: str, table: str, rule: str) -> None:
+    def find_drop(self) -> None:
+        try:
+            drop = data.latest_drop(self.app.warehouse)
+        except Exception as exc:  # noqa: BLE001
+            self.app.call_from_thread(self.query_one(Freshness).failed, exc)
+            return
+        if drop is None:
+            self.app.call_from_thread(self.notify, "no dropped quarantine rows to put back", severity="information")
+            return
+        when = "<time>" if self.app.stable else str(drop["resolved_at"])[:19]
+        details = [("table", drop["table"]), ("rule", drop["rule"]), ("rows", f"{drop['rows']:,} dropped"), ("dropped", when),
+                   ("then", "held again: release or drop them as any held row")]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_undo(drop)
+
+        self.app.call_from_thread(self.app.push_screen, ConfirmScreen(f"Undo the latest drop: {drop['rows']:,} rows back to held?", details), answered)
+
+    @work(thread=True, exclusive=True, group="action")
+    def run_undo(self, drop: dict) -> None:
+        try:
+            n = data.write(self.app.warehouse, lambda con: data.undo_drop(con, drop))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(ActionFinished("undo_drop", False, f"undo failed: {exc}"))
+            return
+        self.post_message(ActionFinished("undo_drop", True, f"{n:,} rows of {drop['table']} / {drop['rule']} held again", {"held": n}))
+
+    @work(thread=True, exclusive=True, group="action")
+    def run_quarantine(self, action: str, table: str, rule: str, rows: int) -> None:
+        """Release or drop the held rows of (table, rule), only if `rows` (what the user confirmed) are held."""
         from cbi_local import quarantine as qmod
 
         self.app.call_from_thread(self.query_one(Freshness).loading, f"{action} {table} {rule}")
+
+        def release(con):
+            held = data.held_rows(con, table, rule)
+            if held != rows:
+                raise ValueError(f"{held:,} rows of {table} / {rule} are held now, not the {rows:,} confirmed: nothing released")
+            return qmod.release(con, rule=rule, table=table)
+
         try:
             if action == "release":
-                r = data.write(self.app.warehouse, lambda con: qmod.release(con, rule=rule, table=table))
+                r = data.write(self.app.warehouse, release)
                 text = f"released {r.released:,}: loaded {r.loaded:,}, duplicates {r.duplicates:,}, quarantined again {r.requarantined:,}"
                 result = r.__dict__
             else:
-                n = data.write(self.app.warehouse, lambda con: qmod.drop(con, rule=rule, table=table))
-                text, result = f"dropped {n:,} rows", {"dropped": n}
+                n = data.write(self.app.warehouse, lambda con: data.drop_held(con, table, rule, rows))
+                text, result = f"dropped {n:,} rows of {table} / {rule} (u puts them back)", {"dropped": n}
         except Exception as exc:  # noqa: BLE001
             self.post_message(ActionFinished(action, False, f"{action} failed: {exc}"))
             return

@@ -17,8 +17,10 @@ HELP = """\
 | `?` | this help; `escape` closes it |
 | `q` | quit |
 | Health `a` | show all checks / only problems |
-| Health `enter` | quarantine entries of the selected rule |
-| Health `R` / `D` | release / drop the held rows of the selected rule (asks first) |
+| Health `t` | next tab (Checks, Quarantine); focus goes to the tab's table |
+| Health `enter` | on a check: its held rows, in the Quarantine tab |
+| Health `R` / `D` | in the Quarantine tab's groups table only: release / drop the highlighted group (asks first; No is the default) |
+| Health `u` | undo the latest drop (its rows are held again; asks first) |
 | Coverage `c` | compute coverage (a worker; can take seconds) |
 | Sync `p` / `l` / `d` | push / pull / diff with BigQuery (a worker) |
 
