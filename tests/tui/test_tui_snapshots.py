@@ -44,3 +44,18 @@ def _before(*keys: str):
 def test_screen_snapshot(snap_compare, home: Path, name: str, keys: tuple[str, ...]):
     app = CbiApp(home, stable=True, refresh_every=0)
     assert snap_compare(app, terminal_size=SIZE, run_before=_before(*keys))
+
+
+def test_snapshot_inputs_do_not_move_with_the_calendar(home: Path, sample_today):
+    """The freshness ages the Health snapshot shows are measured against the fixtures' SAMPLE_TODAY."""
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        last = con.execute("SELECT max(date) FROM market_data.futures_continuous_1d").fetchall()[0][0]
+        measured = con.execute(
+            "SELECT measured_value FROM monitoring.health_checks WHERE table_name = 'market_data.futures_continuous_1d' "
+            "AND rule = 'freshness' ORDER BY checked_at DESC LIMIT 1").fetchall()[0][0]
+    finally:
+        con.close()
+    assert measured == (sample_today - last).days
