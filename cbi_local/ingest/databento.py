@@ -12,8 +12,10 @@ statistics -> market_data.databento_futures_statistics, definition -> dim.instru
 Every input line/record is accounted: loaded, duplicate, or quarantined with a rule
 (encoding, parse_error, wrong_rtype, unmapped_symbol, no_spreads, plus the contract's
 own rules run by the core); a file that cannot be read at all is a file-level error
-(empty_file, parse_error, unsupported_schema); files of Databento schemas no table holds
-(trades, status ...) are recorded as skipped. Re-running skips unchanged files (by
+(parse_error, unsupported_schema); files of Databento schemas no table holds
+(trades, status ...) are recorded as skipped; a file holding no records (the 0-byte JSON,
+header-only CSV or header-only DBN Databento writes for an empty range) is recorded as
+`empty`, said so, and is no error. Re-running skips unchanged files (by
 sha256; files the manifest has never seen are hashed on a background thread while
 DuckDB reads them, since they are loaded whatever their hash).
 """
@@ -264,6 +266,11 @@ class _Loader:
         self.errored.add(path)
         self.run.file_error(self.fid(path), rule, reason, table=table)
 
+    def empty(self, f: DatabentoFile, table: str | None) -> None:
+        """A valid file without records: Databento's way of writing an empty range."""
+        self.run.file_skipped(self.fid(f.path), "no records: an empty range (nothing to load)", status="empty")
+        self.run.counts[str(f.path)].table = table
+
     def load(self, paths: list[Path]) -> None:
         files = discover(paths)
         self.found = {f.path: f for f in files}
@@ -312,8 +319,10 @@ class _Loader:
                 # Valid Databento data no contract holds (trades, status ...): recorded, not an error.
                 self.run.file_skipped(self.fid(f.path), f"Databento schema {f.record_schema} has no warehouse table")
                 skipped.add(str(f.record_schema))
+            elif self.sizes[f.path] == 0 and f.compressed:
+                self.error(f.path, "parse_error", "a 0-byte .zst is not a zstd stream (an empty range compresses to a frame)", table)
             elif self.sizes[f.path] == 0:
-                self.error(f.path, "empty_file", "file is empty (0 bytes)", table)
+                self.empty(f, table)
             elif problems.get(f.path):
                 self.error(f.path, "parse_error", problems[f.path], table)
             else:
@@ -387,7 +396,7 @@ class _Loader:
             if str(f.path) in present:
                 staged.append(self.ids[f.path])
             elif f.path not in self.errored:
-                self.error(f.path, "empty_file", "no records in the file", contract.fqn)
+                self.empty(f, contract.fqn)
         if not staged:
             return
         if schema == "definition":

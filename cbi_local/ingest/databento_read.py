@@ -51,7 +51,9 @@ STAT_FIELDS = (Field("ts_recv", "ts"),) + _HD + (
     Field("ts_ref", "ts"), Field("price", "px"), Field("quantity", "int"), Field("sequence", "int", True),
     Field("stat_type", "int", True), Field("update_action", "int"), Field("stat_flags", "int"), Field("symbol", "str"),
 )
-DEF_FIELDS = (Field("ts_recv", "ts"),) + _HD + (
+# A definition's ts_event may be UNDEF (pretty encodings write it as null): dim.instruments keeps
+# ts_recv, so ts_event is not required there, and raw, pretty and DBN load the same record.
+DEF_FIELDS = (Field("ts_recv", "ts"), Field("ts_event", "ts", False, True)) + _HD[1:] + (
     Field("raw_symbol", "str", True), Field("instrument_class", "str", True), Field("min_price_increment", "px"),
     Field("display_factor", "px"), Field("expiration", "ts"), Field("activation", "ts"),
     Field("unit_of_measure_qty", "px"), Field("currency", "str"), Field("exchange", "str"), Field("asset", "str"),

@@ -434,7 +434,8 @@ def test_bad_input_is_quarantined_with_file_line_and_rule(con, glbx, tmp_path):
             assert f"{name}:{n} " in reason
     # Whole files that cannot be read are file-level errors naming the file.
     files = {Path(p).name: c for p, c in summary["files"].items()}
-    assert files["glbx-mdp3-20201230.ohlcv-1h.json"]["error"].startswith("empty_file")
+    # A 0-byte JSON file is how Databento writes an empty range: recorded as empty, no error.
+    assert files["glbx-mdp3-20201230.ohlcv-1h.json"]["status"] == "empty"
     assert files["glbx-mdp3-20201231.ohlcv-1h.json.zst"]["error"].startswith("parse_error: zstd stream is truncated")
     assert files["glbx-mdp3-20210102.ohlcv-1h.csv"]["error"].startswith("parse_error: line 1 is not a Databento CSV header")
     assert (files["glbx-mdp3-20210102.ohlcv-1h.csv"]["rows_read"], files["glbx-mdp3-20201230.ohlcv-1h.json"]["rows_read"]) == (0, 0)
@@ -704,3 +705,43 @@ def test_records_of_another_dataset_never_land(con, glbx, tmp_path):
     for rule, reason in got.values():
         assert rule == "wrong_dataset" and "publisher_id 2 (XNAS.ITCH) is not GLBX.MDP3" in reason
     assert con.execute("SELECT count(*) FROM market_data.databento_futures_ohlcv_1h").fetchone()[0] == len(raw_json_lines(glbx, "ohlcv-1h")) - 1
+
+
+def test_empty_ranges_are_empty_not_errors(con, glbx, tmp_path):
+    """What Databento writes for a range with no data: a 0-byte JSON file, a header-only CSV, a DBN file
+    with its metadata header and no records. Each is recorded as `empty` with the reason; nothing fails."""
+    folder = batch_folder(tmp_path, glbx)
+    (folder / "glbx-mdp3-20201226.ohlcv-1h.json").write_bytes(b"")
+    header = transcode(glbx, tmp_path / "csv", "csv", False, "range", schemas=("ohlcv-1h",))[0].read_text().splitlines()[0]
+    (folder / "glbx-mdp3-20201226.ohlcv-1h.csv").write_text(header + "\n")
+    raw = zstandard.ZstdDecompressor().stream_reader((glbx / "test_data.ohlcv-1d.dbn.zst").open("rb")).read()
+    header_len = 8 + int.from_bytes(raw[4:8], "little")  # b"DBN" + version, u32 length, metadata
+    (folder / "glbx-mdp3-20201226.ohlcv-1d.dbn").write_bytes(raw[:header_len])
+    summary = ingest(con, [folder])
+    assert_balanced(summary)
+    files = {Path(p).name: c for p, c in summary["files"].items()}
+    assert {n: (c["status"], c["rows_read"]) for n, c in files.items()} == {
+        "glbx-mdp3-20201226.ohlcv-1h.json": ("empty", 0),
+        "glbx-mdp3-20201226.ohlcv-1h.csv": ("empty", 0),
+        "glbx-mdp3-20201226.ohlcv-1d.dbn": ("empty", 0),
+    }
+    assert all("empty range" in c["error"] for c in files.values())
+    assert quarantine(con) == []
+
+
+def test_a_definition_with_undef_ts_event_loads_the_same_from_every_encoding(con, glbx, tmp_path):
+    """UNDEF ts_event: raw JSON writes the sentinel, pretty JSON writes null; both are the real record."""
+    rec = json.loads(raw_json_lines(glbx, "definition")[0])
+    rec["hd"]["ts_event"] = "18446744073709551615"
+    pretty = json.loads(pretty_json_lines(glbx, "definition")[0])
+    pretty["hd"]["ts_event"] = None
+    got = []
+    for name, r in (("raw", rec), ("pretty", pretty)):
+        folder = batch_folder(tmp_path / name, glbx)
+        (folder / "glbx-mdp3-20201228.definition.json").write_text(json.dumps(r) + "\n")
+        summary = ingest(con, [folder])
+        assert_balanced(summary)
+        got.append(summary["totals"])
+    assert quarantine(con) == []
+    # the second is a duplicate of the first: the same instrument, the same content
+    assert got[0]["rows_loaded"] == 1 and got[1]["rows_duplicate"] == 1
