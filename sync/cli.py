@@ -198,19 +198,31 @@ def views_cmd(
             sys.stdout.write(sql + ";\n")
         if not policies:
             sys.stdout.write(f"-- no row access policies: set {privacy.OWNERS_ENV} / {privacy.READERS_ENV} (IAM members)\n")
+        elif not any("cbi_pusher_all_rows" in p for p in policies):
+            sys.stdout.write(f"-- no TRUE-filter policy for the pushing identity: set {privacy.PUSHERS_ENV}, or the next push fails on these tables\n")
         return
 
     def apply():
         client = _client(s)
+        pushers = privacy.pushing_members(client)
         created = privacy.ensure_api_views(client, s.bq_project)
-        applied = privacy.apply_policies(client, policies)
-        return created, applied
+        applied = privacy.apply_policies(client, privacy.row_access_policies(s.bq_project, pushers=pushers))
+        return created, applied, pushers
 
-    created, applied = _guard(apply)
+    created, applied, pushers = _guard(apply)
+    warning = None
+    if applied and not pushers:
+        warning = (
+            f"row access policies exist but none grants the pushing identity all rows: BigQuery refuses the push's MERGE "
+            f"on those tables until {privacy.PUSHERS_ENV} names it (e.g. serviceAccount:pusher@PROJECT.iam.gserviceaccount.com) "
+            "and `cbi sync views` runs again"
+        )
     if as_json:
-        emit_json({"views": created, "row_access_policies": applied})
+        emit_json({"views": created, "row_access_policies": applied, "pushers": pushers, "warning": warning})
     else:
         console.print(f"api views: {', '.join(created)}; row access policies applied: {len(applied)}")
+        if warning:
+            err.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
 
 
 @sync_app.command("status")

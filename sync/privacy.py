@@ -9,6 +9,12 @@
 * Row access policies: the private twin is readable only by the configured owners;
   the public table of a contract with `private_rows` gets a policy that shows readers
   only non-private rows.
+* Once a table has any row access policy, BigQuery shows an identity only the rows of the
+  policies granted to it, and DML (the push's MERGE) needs the running identity to hold a
+  policy with filter TRUE. So every table that gets a policy also gets `cbi_pusher_all_rows`
+  (FILTER USING (TRUE)) for the pushing identity: CBI_PUSH_MEMBERS (IAM members), else the
+  service account of the push's own credentials when it has one. With neither, `cbi sync views`
+  says that the next push would fail on those tables.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .retry import call_deadline, client_retry, with_retries
 
 OWNERS_ENV = "CBI_PRIVATE_OWNERS"  # comma-separated IAM members, e.g. user:me@example.com
 READERS_ENV = "CBI_PUBLIC_READERS"
+PUSHERS_ENV = "CBI_PUSH_MEMBERS"  # the identity (or identities) that run `cbi sync push`
 LINEAGE_HIDDEN = (*VOLATILE, "source_file")
 
 
@@ -124,23 +131,40 @@ def _grant(members: list[str]) -> str:
     return ", ".join('"' + m.replace('"', "") + '"' for m in members)
 
 
-def row_access_policies(project: str, owners: list[str] | None = None, readers: list[str] | None = None) -> list[str]:
-    """CREATE OR REPLACE ROW ACCESS POLICY statements for every contract with private rows."""
+def pushing_members(client: bigquery.Client | None = None) -> list[str]:
+    """The identities that run the push: CBI_PUSH_MEMBERS, else the client's service account."""
+    members = _members(PUSHERS_ENV)
+    if members or client is None:
+        return members
+    email = getattr(getattr(client, "_credentials", None), "service_account_email", None)
+    return [f"serviceAccount:{email}"] if isinstance(email, str) and "@" in email else []
+
+
+def row_access_policies(
+    project: str, owners: list[str] | None = None, readers: list[str] | None = None, pushers: list[str] | None = None
+) -> list[str]:
+    """CREATE OR REPLACE ROW ACCESS POLICY statements for every contract with private rows, and a
+    TRUE-filter policy for the pushing identity on every table that gets one."""
     owners = owners if owners is not None else _members(OWNERS_ENV)
     readers = readers if readers is not None else _members(READERS_ENV)
+    pushers = pushers if pushers is not None else _members(PUSHERS_ENV)
     out = []
     for c in dc.CONTRACTS:
         if c.sync != "push" or not (c.private_rows or c.privacy == "private"):
             continue
         for t in targets(c):
             ref = bq_table(project, c.dataset, t.table)
+            mine = []
             if t.private and owners:
-                out.append(f"CREATE OR REPLACE ROW ACCESS POLICY cbi_owner_only ON {ref} GRANT TO ({_grant(owners)}) FILTER USING (TRUE)")
+                mine.append(f"CREATE OR REPLACE ROW ACCESS POLICY cbi_owner_only ON {ref} GRANT TO ({_grant(owners)}) FILTER USING (TRUE)")
             if not t.private and readers and c.private_rows:
-                out.append(
+                mine.append(
                     f"CREATE OR REPLACE ROW ACCESS POLICY cbi_public_rows ON {ref} GRANT TO ({_grant(readers)}) "
                     f"FILTER USING ({_private_filter(c, 't')})"
                 )
+            if mine and pushers:
+                mine.append(f"CREATE OR REPLACE ROW ACCESS POLICY cbi_pusher_all_rows ON {ref} GRANT TO ({_grant(pushers)}) FILTER USING (TRUE)")
+            out += mine
     return out
 
 
