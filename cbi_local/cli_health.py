@@ -67,8 +67,9 @@ def show_health(home: Path | None, as_json: bool, tables: list[str] | None, batc
         emit_json(report)
     else:
         scope = f" (batch {batch})" if batch else ""
+        unreadable = f", {len(report['files_in_error'])} files in error" if report["files_in_error"] else ""
         console.print(
-            f"health{scope}: {report['checks']} checks, {report['failed']} failed, {report['warnings']} warnings"
+            f"health{scope}: {report['checks']} checks, {report['failed']} failed, {report['warnings']} warnings{unreadable}"
         )
         for r in report["results"]:
             if r["status"] == "pass":
@@ -89,5 +90,8 @@ def show_health(home: Path | None, as_json: bool, tables: list[str] | None, batc
                 console.print(f"  {mark} {d['table']} {d['rule']}: {escape(d['message'])[:400]}", soft_wrap=True)
                 if d["sample"]:
                     console.print(f"      e.g. {escape(str(d['sample'][0]))[:300]}", soft_wrap=True)
+        for f in report["files_in_error"]:
+            console.print(f"  [red]✗ file[/] {escape(f['path'])}: {escape(str(f['error']))} (since {f['since']}; "
+                          "fix or replace it, or `cbi ingest --forget FILE`)", soft_wrap=True)
     if not report["ok"]:
         raise typer.Exit(1)

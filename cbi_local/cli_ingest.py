@@ -74,9 +74,31 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Databento files/folders, FRED CSVs/folders, the registry folder.")],
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    forget: Annotated[bool, typer.Option(
+        "--forget", help="Instead of loading PATHS, forget those files in error: no longer read or reported until they change.",
+    )] = False,
 ) -> None:
     """Load Databento downloads, FRED series and the regime registry; idempotent, every row accounted."""
+    if forget:
+        return _forget(home, as_json, [str(p.expanduser().resolve()) for p in paths])
     _run(home, as_json, lambda con, say: pipeline.ingest_paths(con, [p.expanduser() for p in paths], say))
+
+
+def _forget(home: Path | None, as_json: bool, paths: list[str]) -> None:
+    from .ingest.core import forget
+
+    done = with_warehouse(settings(home), lambda con: forget(con, paths), write=True)
+    missing = sorted(set(paths) - set(done))
+    if as_json:
+        emit_json({"forgotten": done, "not_in_error": missing}, ok=not missing)
+    else:
+        for p in done:
+            console.print(f"forgotten: {escape(p)} (read again only once it changes)", soft_wrap=True)
+        for p in missing:
+            err.print(f"not a file in error, nothing to forget: {escape(p)} (`cbi health` lists the files in error)",
+                      soft_wrap=True)
+    if missing:
+        raise typer.Exit(1)
 
 
 @app.command("migrate-legacy")

@@ -451,16 +451,19 @@ def health_report(
 ) -> dict[str, Any]:
     """What `cbi health` shows. Without `batch_id`: the live checks over whole tables (recorded) plus the
     latest migration's recorded defects. With `batch_id`: the live checks over that batch's rows
-    (recorded) plus that batch's recorded defects (if it was a migration). `ok` (the exit code) depends
-    only on live blocking failures."""
+    (recorded) plus that batch's recorded defects (if it was a migration), and the input files whose last
+    read failed. `ok` (the exit code) is false on a live blocking failure or a file in error."""
     results = run_health(con, tables, batch_id=batch_id, record=False, today=today)
     recorded = recorded_checks(con, batch_id)  # before recording: the live rows are not migration defects
     recorded_as = record_on_demand(con, results, batch_id)
     if tables:
         recorded["defects"] = [d for d in recorded["defects"] if d["table"] in set(tables)]
     failed = failures(results)
+    from .ingest.core import files_in_error
+
+    unreadable = files_in_error(con) if batch_id is None else []
     return {
-        "ok": not failed,
+        "ok": not failed and not unreadable,
         "checks": len(results),
         "failed": len(failed),
         "warnings": sum(r.status == "warn" for r in results),
@@ -468,6 +471,7 @@ def health_report(
         "recorded_as": recorded_as,
         "results": [r.as_dict() for r in results],
         "recorded": recorded,
+        "files_in_error": unreadable,
     }
 
 

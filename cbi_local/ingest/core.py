@@ -144,6 +144,29 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def files_in_error(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Files whose last read failed (ops.file_manifest status 'error'): each is read and reported again
+    on every run until it changes or is forgotten."""
+    rows = con.execute(
+        "SELECT path, table_name, error, ingested_at FROM ops.file_manifest WHERE status = 'error' ORDER BY path"
+    ).fetchall()
+    return [{"path": p, "table": t, "error": e, "since": str(at)} for p, t, e, at in rows]
+
+
+def forget(con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[str]:
+    """The user drops files in error: their manifest entry becomes 'forgotten' (an unchanged copy is not
+    read or reported again; a changed one is read as any changed file) and their file-level quarantine
+    records are closed as dropped. Returns the paths forgotten (only files in error can be)."""
+    with transaction(con):
+        done = [r[0] for r in con.execute(
+            "UPDATE ops.file_manifest SET status = 'forgotten' WHERE status = 'error' AND path IN (SELECT unnest(?)) "
+            "RETURNING path", [paths]).fetchall()]
+        con.execute(
+            "UPDATE monitoring.quarantine SET status = 'dropped', resolved_at = ? "
+            "WHERE status = 'held' AND record_number IS NULL AND source_file IN (SELECT unnest(?))", [_now(), done])
+    return sorted(done)
+
+
 class IngestRun:
     """One run = one batch in ops.batches. Not thread-safe; one run per connection at a time."""
 

@@ -125,3 +125,35 @@ def test_the_summary_line_counts_files_by_what_happened_to_them(home: Path, samp
     assert result.exit_code == 1, result.output
     # The second run: the bad file is reported again (still in error), the others are unchanged.
     assert "0 files read, 1 error, 3 unchanged" in result.output
+
+
+def test_a_file_in_error_stays_reported_until_it_is_forgotten(home: Path, sample_data: Path, tmp_path: Path):
+    import shutil
+
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    folder = tmp_path / "GLBX-20251118-TAAH7VN45V"
+    folder.mkdir()
+    shutil.copy(glbx / "test_data.ohlcv-1d.dbn.zst", folder / "glbx-mdp3-20201228.ohlcv-1d.dbn.zst")
+    whole = (glbx / "test_data.ohlcv-1h.dbn.zst").read_bytes()
+    bad = folder / "glbx-mdp3-20201228.ohlcv-1h.dbn.zst"
+    bad.write_bytes(whole[: len(whole) // 2])  # a download cut short
+    for _ in range(2):  # reported again on the rerun, nothing fixed
+        assert runner.invoke(app, ["ingest", str(folder), "--home", str(home)]).exit_code == 1
+    health = runner.invoke(app, ["health", "--home", str(home), "--json"])
+    listed = json.loads(health.stdout)["files_in_error"]
+    assert health.exit_code == 1 and [f["path"] for f in listed] == [str(bad.resolve())]
+    text = runner.invoke(app, ["health", "--home", str(home)]).output
+    assert "1 files in error" in text and "cbi ingest --forget FILE" in text
+
+    forgot = runner.invoke(app, ["ingest", "--forget", str(bad), "--home", str(home), "--json"])
+    assert forgot.exit_code == 0 and json.loads(forgot.stdout)["forgotten"] == [str(bad.resolve())]
+    again = runner.invoke(app, ["ingest", str(folder), "--home", str(home)])
+    assert again.exit_code == 0 and "2 unchanged" in again.output
+    assert json.loads(runner.invoke(app, ["health", "--home", str(home), "--json"]).stdout)["files_in_error"] == []
+    # Only a file in error can be forgotten; asking for another says so and exits 1.
+    other = runner.invoke(app, ["ingest", "--forget", str(folder / "glbx-mdp3-20201228.ohlcv-1d.dbn.zst"), "--home", str(home)])
+    assert other.exit_code == 1 and "not a file in error" in other.output
+    # Once the file changes (downloaded again, whole), it is read as any changed file.
+    bad.write_bytes(whole)
+    fixed = runner.invoke(app, ["ingest", str(folder), "--home", str(home), "--json"])
+    assert fixed.exit_code == 0 and json.loads(fixed.stdout)["batch"]["totals"]["rows_loaded"] > 0
