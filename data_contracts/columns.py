@@ -19,9 +19,11 @@ ingested_at = Column("ingested_at", "TIMESTAMP", "When the row was loaded into t
 LINEAGE = (source, source_file, file_sha256, batch_id, ingested_at)
 
 # --- instruments and bars -------------------------------------------------------------
-ts_event = Column("ts_event", "TIMESTAMP", "Databento ts_event: inclusive start of the bar / event time, UTC.")
-ts_recv = Column("ts_recv", "TIMESTAMP", "Databento ts_recv: capture-server receive time, UTC.")
-ts_ref = Column("ts_ref", "TIMESTAMP", "Databento ts_ref: the time a statistic refers to, UTC.")
+# TIMESTAMP holds microseconds (BigQuery's precision, and DuckDB's TIMESTAMPTZ): Databento's nanosecond
+# timestamps are truncated to the microsecond on load, never rounded (ingest/databento_sql.ts_sql).
+ts_event = Column("ts_event", "TIMESTAMP", "Databento ts_event: inclusive start of the bar / event time, UTC, to the microsecond (nanoseconds truncated).")
+ts_recv = Column("ts_recv", "TIMESTAMP", "Databento ts_recv: capture-server receive time, UTC, to the microsecond (nanoseconds truncated).")
+ts_ref = Column("ts_ref", "TIMESTAMP", "Databento ts_ref: the time a statistic refers to, UTC, to the microsecond (nanoseconds truncated).")
 symbol = Column("symbol", "STRING", "Instrument symbol: a contract (ESH1, ZLF6) or, in daily series, the series symbol.")
 root = Column("root", "STRING", "Product root (ZL, ES, MES, ZS, ZM, CL ...).")
 instrument_id = Column("instrument_id", "INT64", "Databento numeric instrument id (venue-assigned).")
