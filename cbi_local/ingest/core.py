@@ -47,12 +47,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
 
 from data_contracts.model import Contract
+from data_contracts.tables.ops import BatchStatus
 from data_contracts.to_duckdb import column_type, literal, quote, table_ref
 
 from ..rules_sql import LOADER_FILLED, first_violation, row_checks
@@ -115,7 +116,7 @@ class FileCounts:
 @dataclass
 class RunSummary:
     batch_id: str
-    status: str
+    status: BatchStatus | Literal[""]  # "" until finish() closes the batch
     files: dict[str, FileCounts] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)

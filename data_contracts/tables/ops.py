@@ -1,15 +1,23 @@
 """ops: batches, file manifest, sync journal."""
 
+from typing import Literal, get_args
+
 from .. import columns as c
 from .. import rules as r
 from ..sources import CBI
 from ..model import Contract
 
+# Every state ops.batches.status is ever written with: open (an ingest staging its rows), validated
+# (closed, gate passed: pushable), empty (closed, loaded nothing), failed_validation (the gate held it
+# back), pushed (in BigQuery), rolled_back (a run that stopped before closing it; its rows removed).
+BatchStatus = Literal["open", "validated", "empty", "failed_validation", "pushed", "rolled_back"]
+BATCH_STATUSES: tuple[str, ...] = get_args(BatchStatus)
 
 batches = Contract(
     dataset="ops",
     table="batches",
-    description="One row per run that wrote data; status is open, validated, failed_validation, pushed or failed.",
+    description="One row per run that wrote data; status is " + ", ".join(BATCH_STATUSES[:-1])
+                + f" or {BATCH_STATUSES[-1]}.",
     columns=(
         c.batch_id.required(), c.created_at.required(), c.kind.required(), c.status.required(), c.rows_read,
         c.rows_loaded, c.rows_quarantined, c.rows_duplicate, c.table_names, c.pushed_at, c.error, c.message,

@@ -146,3 +146,25 @@ def test_contract_validation_rejects_impossible_declarations():
 def test_get_names_known_tables_on_a_typo():
     with pytest.raises(KeyError, match="market_data.futures_continuous_1d"):
         dc.get("market_data.futures_continuous")
+
+
+def test_the_batch_states_the_code_writes_are_exactly_the_contract_s(tmp_path):
+    """ops.batches.status: the contract lists every state written (BatchStatus) and no other; here the
+    code's SQL literals and Python assignments of a batch status are collected from the source."""
+    import re
+    from pathlib import Path
+
+    from data_contracts.tables.ops import BATCH_STATUSES, batches
+
+    repo = Path(__file__).resolve().parents[2]
+    written: set[str] = set()
+    for path in [*repo.glob("cbi_local/**/*.py"), *repo.glob("sync/**/*.py")]:
+        text = path.read_text()
+        for stmt in re.findall(r"(?:INSERT INTO|UPDATE) ops\.batches[^;]*?(?:\"\"\"|\"\s*[,)\]])", text, re.S):
+            written.update(re.findall(r"status\s*=\s*'(\w+)'", stmt))
+            written.update(re.findall(r"VALUES\s*\([^)]*'(\w+)'", stmt))
+        written.update(re.findall(r"summary\.status = \"(\w+)\"", text))
+        written.update(re.findall(r"else \"(empty)\"", text))
+    assert written and written <= set(BATCH_STATUSES), written - set(BATCH_STATUSES)
+    assert {"open", "validated", "empty", "failed_validation", "pushed", "rolled_back"} == set(BATCH_STATUSES)
+    assert all(s in batches.description for s in BATCH_STATUSES) and "failed." not in batches.description
