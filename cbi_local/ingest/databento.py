@@ -314,7 +314,11 @@ class _Loader:
                 self.run.file_skipped(self.fid(f.path), "not Databento data: its name is not <name>.<schema>.<dbn|json|csv>[.zst]")
                 skipped.add("not Databento data")
             elif f.record_schema is None:
-                self.error(f.path, "unsupported_schema", "not a Databento data file name (<name>.<schema>.<dbn|json|csv>[.zst])")
+                hint = ("; if it is a live capture mixing schemas, split it per schema first (databento: "
+                        "DBNStore.from_file(path).to_df(schema=...)) and name each part <name>.<schema>.dbn"
+                        if f.path.name.lower().endswith((".dbn", ".dbn.zst")) else "")
+                self.error(f.path, "unsupported_schema",
+                           "not a Databento data file name (<name>.<schema>.<dbn|json|csv>[.zst])" + hint)
             elif table is None:
                 # Valid Databento data no contract holds (trades, status ...): recorded, not an error.
                 self.run.file_skipped(self.fid(f.path), f"Databento schema {f.record_schema} has no warehouse table")

@@ -327,7 +327,8 @@ def open_dbn(path: Path):
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a file-level error
         raise DbnUnreadable(f"cannot decode DBN: {exc}") from exc
     if store.schema is None:
-        raise DbnUnreadable("DBN stream mixes record schemas (no schema in its metadata); batch files never do")
+        raise DbnUnreadable("DBN stream mixes record schemas (no schema in its metadata; a live capture?): batch "
+                            "files never do; split it per schema first (databento: DBNStore.to_df(schema=...))")
     return store
 
 

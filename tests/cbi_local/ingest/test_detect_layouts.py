@@ -84,3 +84,14 @@ def test_a_file_in_error_stays_reported_until_it_changes(con, tmp_path: Path, gl
     bad.write_bytes(whole)  # fixed: it loads, and is no longer reported
     summary = _finish(con, [folder])
     assert summary["files"][str(bad)]["status"] in ("loaded", "replaced") and summary["files"][str(bad)]["rows_loaded"] == 4
+
+
+def test_a_dbn_file_without_a_schema_in_its_name_says_how_to_proceed(con, tmp_path, sample_data):
+    """A live capture is saved under a name of the user's choosing, without a schema: say what it is."""
+    capture = tmp_path / "capture-2020-12-28.dbn.zst"
+    shutil.copy(sample_data / "databento" / "GLBX.MDP3" / "test_data.ohlcv-1h.dbn.zst", capture)
+    assert detect.group_by_kind([capture]) == {"databento": [capture]}  # a DBN file, by its content
+    run = IngestRun(con)
+    ingest_databento(con, [capture], run)
+    [c] = run.finish().as_dict()["files"].values()
+    assert c["status"] == "error" and "not a Databento data file name" in c["error"] and "split it per schema" in c["error"]
