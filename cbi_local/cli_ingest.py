@@ -33,6 +33,9 @@ def _print_batch(report: dict[str, Any]) -> None:
     for path, c in batch["files"].items():
         if c["status"] == "error":
             console.print(f"  [red]✗[/] {escape(path)}: {escape(str(c['error']))}", soft_wrap=True)
+        elif path in report.get("all_quarantined", {}):
+            console.print(f"  [red]✗[/] {escape(path)}: all {c['rows_read']:,} rows quarantined, none loaded "
+                          f"(`cbi quarantine list`)", soft_wrap=True)
         elif c["rows_quarantined"]:
             console.print(
                 f"  [yellow]![/] {escape(path)}: {c['rows_quarantined']:,} of {c['rows_read']:,} rows quarantined "

@@ -78,6 +78,18 @@ def _close(con: duckdb.DuckDBPyConnection, run: IngestRun, report: dict[str, Any
     return report
 
 
+def _all_quarantined(report: dict[str, Any]) -> dict[str, Any]:
+    """Files of which every row was quarantined (none loaded or duplicate): a problem found, said by
+    name (a download of the wrong thing, a changed format), never a quiet exit 0. The legacy migration
+    is exempt: whole legacy tables of placeholders are its expected finding, reported by rule."""
+    held_back = report["batch"]["status"] == "failed_validation"  # the gate said it already, for every file
+    whole = {p: c["rows_read"] for p, c in report["batch"]["files"].items()
+             if not held_back and c["rows_read"] and c["rows_quarantined"] == c["rows_read"]}
+    report["all_quarantined"] = whole
+    report["ok"] = report["ok"] and not whole
+    return report
+
+
 def _held_back(batch: dict[str, Any], gate: dict[str, Any]) -> None:
     """The report says what ops.batches and the file manifest now say: the gate moved the batch's
     loaded rows to the quarantine, so they count as quarantined (read = loaded + quarantined +
@@ -125,7 +137,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Pr
                     "calendar_vs_legacy": reg.calendar_vs_legacy,
                 }
             )
-        return _close(con, run, report)
+        return _all_quarantined(_close(con, run, report))
 
 
 def migrate_legacy_dir(con: duckdb.DuckDBPyConnection, legacy_dir: Path, progress: Progress | None = None) -> dict[str, Any]:

@@ -157,3 +157,17 @@ def test_a_file_in_error_stays_reported_until_it_is_forgotten(home: Path, sample
     bad.write_bytes(whole)
     fixed = runner.invoke(app, ["ingest", str(folder), "--home", str(home), "--json"])
     assert fixed.exit_code == 0 and json.loads(fixed.stdout)["batch"]["totals"]["rows_loaded"] > 0
+
+
+def test_a_file_whose_every_row_is_quarantined_is_a_problem_said_by_name(home: Path, sample_data: Path, tmp_path: Path):
+    """1-minute bars saved under a 1-hour name (a download of the wrong thing): every record is wrong_rtype."""
+    import shutil
+
+    folder = tmp_path / "GLBX-20251118-TAAH7VN45V"
+    folder.mkdir()
+    wrong = folder / "glbx-mdp3-20201228.ohlcv-1h.dbn.zst"
+    shutil.copy(sample_data / "databento" / "GLBX.MDP3" / "test_data.ohlcv-1m.dbn.zst", wrong)
+    shutil.copy(sample_data / "databento" / "GLBX.MDP3" / "test_data.ohlcv-1d.dbn.zst", folder / "glbx-mdp3-20201228.ohlcv-1d.dbn.zst")
+    result = runner.invoke(app, ["ingest", str(folder), "--home", str(home)])
+    assert result.exit_code == 1, result.output
+    assert f"{wrong.resolve()}: all " in result.output and "rows quarantined, none loaded" in result.output
