@@ -186,7 +186,8 @@ def partition_filter(contract: Contract, pids: list[int], engine: str, alias: st
     if not pids:
         return "FALSE"
     col = contract.column(p.column)
-    ref = f"{alias}.{bq_quote(p.column)}" if engine == "bigquery" else f"{alias}.{dq(p.column)}"
+    name = bq_quote(p.column) if engine == "bigquery" else dq(p.column)
+    ref = f"{alias}.{name}" if alias else name  # no alias: a bare column (a Storage Read row restriction)
     clauses = []
     for first, last in runs(p.granularity, pids):
         lo = _literal(col.type, partition_start(p.granularity, first), engine)

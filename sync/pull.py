@@ -5,7 +5,9 @@ order-independent hash aggregate, see sync.fingerprint); only those numbers cros
 
 diff  reports every partition as equal, differ, missing_local or missing_bigquery.
 pull  (contracts with sync='pull', e.g. weather and CFTC, which cloud jobs write) downloads
-      only the partitions that differ or exist only in BigQuery (Arrow), and replaces them
+      only the partitions that differ or exist only in BigQuery (Arrow, through the BigQuery
+      Storage Read API with the partitions as its row restriction; REST query when that API
+      is unavailable, see sync.bigquery.storage), and replaces them
       locally in one transaction (journaled with it). Partitions that exist only locally are
       reported and kept: BigQuery holds the truth for these tables, but an empty or missing
       BigQuery table never deletes local data silently; `prune=True` deletes them.
@@ -31,6 +33,7 @@ from . import fingerprint as fp
 from .journal import Journal, new_run_id, now, sync_lock
 from .push import PRIVATE_SUFFIX, Target, targets
 from .bigquery.client import max_bytes_billed, query_config
+from .bigquery.storage import read_rows
 from .retry import call_deadline, client_retry, with_retries
 
 
@@ -225,6 +228,10 @@ def _pull_table(con, client, settings: Settings, target: Target, journal: Journa
             f"WHERE {fp.partition_filter(c, fetch, 'bigquery', 't')}"
         )
 
+        arrow, read_api = read_rows(
+            client, settings, settings.bq_project, c.dataset, target.table, fp.partition_filter(c, fetch, "bigquery", "")
+        )
+
         def run() -> tuple[bigquery.QueryJob, pa.Table]:
             job = client.query(
                 sql,
@@ -237,9 +244,15 @@ def _pull_table(con, client, settings: Settings, target: Target, journal: Journa
             job.result(timeout=call_deadline() * 5, retry=client_retry(), job_retry=None)
             return job, job.to_arrow(create_bqstorage_client=False)
 
-        job, arrow = with_retries("download", run)
+        job = None
+        read = {"read_api": "storage"}
+        if arrow is None:  # the Storage Read API was not usable: one query job through REST
+            read = {"read_api": "rest", "storage_unavailable": read_api}
+            job, arrow = with_retries("download", run)
         arrow = _arrow_for(c, arrow)
-        journal.record("download", table=target.fqn, partitions=len(fetch), rows=arrow.num_rows, bytes_=arrow.nbytes, job=job)
+        journal.record(
+            "download", table=target.fqn, partitions=len(fetch), rows=arrow.num_rows, bytes_=arrow.nbytes, job=job, detail=read,
+        )  # fmt: skip
     pid_sql = fp.partition_expr(c, "duckdb", "t")
     ids = ", ".join(str(p) for p in replace)
     tref = table_ref(c)
