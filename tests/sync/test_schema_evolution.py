@@ -140,3 +140,33 @@ def test_evolve_refuses_type_changes(old_type, new_type):
     F = bigquery.SchemaField
     _merged, (change,) = schema_mod.evolve([F("x", old_type)], [F("x", new_type)])
     assert change.kind == "type_change" and not change.additive
+
+
+def test_schema_evolution_adds_a_struct_field_or_refuses_when_bigquery_did_not_apply_it(registry_template, tmp_path, make_settings, client, monkeypatch):
+    """A STRUCT gains a field. Real BigQuery applies it with update_table; the emulator accepts the
+    update and silently keeps the old STRUCT. Either way the push never MERGEs into a table that
+    lacks the field: it reads the table back, and pushes or refuses (naming the field)."""
+    from data_contracts.model import struct
+
+    s = make_settings(copy_home(registry_template, tmp_path / "home"))
+    base = dc.get(WEIGHTS)
+    a = Column("source_note", "STRING", "Where the weight came from.")
+    b = Column("reviewed_by", "STRING", "Who reviewed the weight.")
+    old = dataclasses.replace(base, columns=(*base.columns, struct("provenance", "Provenance of the weight.", a)))
+    new = dataclasses.replace(base, columns=(*base.columns, struct("provenance", "Provenance of the weight.", a, b)))
+    _create_from(client, s, old)
+    _swap_contract(monkeypatch, new)
+    warehouse.init(s.warehouse_path)
+
+    report = _push(s)
+    fields = {f.name: f for f in client.get_table(f"{s.bq_project}.{WEIGHTS}").schema}
+    sub = [f.name for f in fields["provenance"].fields]
+    if sub == ["source_note", "reviewed_by"]:  # BigQuery's behaviour
+        assert report.ok, report.error
+        assert count(client, WEIGHTS) == local_count(s.home, WEIGHTS)
+    else:  # the emulator's: the update was accepted and not applied
+        assert sub == ["source_note"]
+        assert not report.ok
+        (batch,) = report.batches
+        assert "does not have add provenance.reviewed_by STRING NULLABLE" in batch.error, batch.error
+        assert count(client, WEIGHTS) == 0 and _status(s) == {"validated"}
