@@ -1,4 +1,5 @@
-"""`cbi fetch ...`: acquisition. Only `cbi fetch plan` exists so far (read-only, no network, nothing spent)."""
+"""`cbi fetch ...`: acquisition. `cbi fetch plan` (read-only, no network, nothing spent) and `cbi fetch fred`
+(the FRED API, see cbi_local/fetch/fred.py)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,44 @@ def plan_cmd(
     console.print(t)
     for note in plan.skipped:
         console.print(f"[yellow]skipped[/] {note}", soft_wrap=True)
+
+
+@fetch_app.command("fred")
+def fred_cmd(
+    series: Annotated[list[str] | None, typer.Argument(help="FRED series ids (default: those the warehouse holds).")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX); files land in its fred/.")] = None,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Only write the CSVs; the daemon or `cbi ingest` loads them.")] = False,
+) -> None:
+    """Refresh FRED series through the FRED API (FRED_API_KEY) into <inbox>/fred/, then ingest them."""
+    from . import pipeline
+    from .cli_ingest import _print_batch
+    from .features.macro import SERIES_IDS
+    from .fetch.fred import FetchError, fetch_fred
+
+    s = settings(home)
+    box = inbox or s.inbox
+    if box is None:
+        fail("no inbox: pass --inbox DIR or set CBI_INBOX (the FRED CSVs land in its fred/ folder)")
+    held = with_warehouse(s, lambda con: [r[0] for r in con.execute(
+        "SELECT DISTINCT series_id FROM raw_intelligence.fred_economic ORDER BY 1").fetchall()])
+    wanted = [x.upper() for x in series] if series else (held or list(SERIES_IDS))
+    key = s.fred_api_key.get_secret_value() if s.fred_api_key else ""
+    try:
+        fetched = fetch_fred(wanted, box.expanduser() / "fred", key, s.fred_endpoint)
+    except FetchError as exc:
+        fail(str(exc))
+    report = {"fetched": fetched.as_dict()}
+    if not no_ingest and fetched.written:
+        report.update(with_warehouse(s, lambda con: pipeline.ingest_paths(con, [fetched.folder]), write=True))
+    ok = report.get("ok", True)
+    if as_json:
+        emit_json(report, ok=ok)
+    else:
+        console.print(f"fred: {len(fetched.written)} series written, {len(fetched.unchanged)} unchanged "
+                      f"({sum(fetched.observations.values()):,} observations) in {fetched.folder}", soft_wrap=True)
+        if "batch" in report:
+            _print_batch(report)
+    if not ok:
+        raise typer.Exit(1)

@@ -1,14 +1,15 @@
 """Settings from the environment (CBI_*) with sensible defaults.
 
-Credentials are never settings here: BigQuery uses Google's usual mechanisms (ADC,
-GOOGLE_APPLICATION_CREDENTIALS), so nothing secret passes through our logs or errors.
+BigQuery credentials are never settings here: BigQuery uses Google's usual mechanisms (ADC,
+GOOGLE_APPLICATION_CREDENTIALS). The FRED API key is one (FRED_API_KEY), held as a SecretStr so
+that printing the settings never shows it; only the FRED request itself reads its value.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     gcs_bucket: str | None = Field(default=None, description="Bucket for staging large batches as Parquet.")
     bq_max_bytes_billed: int = Field(default=10 * 1024**3, description="maximum_bytes_billed of every query job the sync runs (CBI_BQ_MAX_BYTES_BILLED; 0: no cap).")
     inbox: Path | None = Field(default=None, description="Folder the daemon ingests from (CBI_INBOX).")
+    fred_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FRED_API_KEY", "CBI_FRED_API_KEY"),
+                                           description="FRED API key for `cbi fetch fred` (FRED_API_KEY).")
+    fred_endpoint: str = Field(default="https://api.stlouisfed.org", description="FRED API base URL (CBI_FRED_ENDPOINT).")
 
     @property
     def warehouse_path(self) -> Path:
