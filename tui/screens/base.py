@@ -1,4 +1,6 @@
-"""What every data screen shares: a freshness banner and one read worker (thread) per refresh."""
+"""What every data screen shares: a freshness banner, one read worker (thread) per refresh, and tabs:
+`t` shows the next tab of the screen's TabbedContent, and showing a tab focuses the table named for it
+in PANE_FOCUS (so arrows move in the table, never on the tab strip)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from textual import work
 from textual.screen import Screen
+from textual.widgets import ContentSwitcher, TabbedContent, TabPane
 
 from ..messages import DataRead, ReadFailed
 from ..widgets.freshness import Freshness
@@ -17,6 +20,19 @@ class DataScreen(Screen):
     loaded: Any = None  # the last result painted (kept when a later read fails)
     reads: int = 0
     failures: int = 0
+
+    PANE_FOCUS: dict[str, str] = {}  # tab pane id -> the selector of the widget to focus when it shows
+
+    def action_next_tab(self) -> None:
+        tabs = self.query(TabbedContent).first()
+        panes = [p.id for p in tabs.get_child_by_type(ContentSwitcher).children if isinstance(p, TabPane)]
+        if panes:
+            tabs.active = panes[(panes.index(tabs.active) + 1) % len(panes)] if tabs.active in panes else panes[0]
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        target = self.PANE_FOCUS.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
 
     def load(self) -> Any:  # runs in a worker thread
         raise NotImplementedError

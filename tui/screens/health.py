@@ -91,17 +91,7 @@ class HealthScreen(DataScreen):
         if not result["checks"]:
             self.query_one("#check-detail", Static).update("no health checks recorded yet: run `cbi health`")
 
-    # --- tabs and focus ---------------------------------------------------------------------
     PANE_FOCUS = {"checks-tab": "#checks", "quarantine-tab": "#q-groups"}
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        target = self.PANE_FOCUS.get(event.pane.id or "")
-        if target:
-            self.query_one(target).focus()
-
-    def action_next_tab(self) -> None:
-        tabs = self.query_one("#health-tabs", TabbedContent)
-        tabs.active = "quarantine-tab" if tabs.active == "checks-tab" else "checks-tab"
 
     def action_toggle_all(self) -> None:
         self.only_problems = not self.only_problems

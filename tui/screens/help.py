@@ -13,11 +13,11 @@ HELP = """\
 | key | what |
 |---|---|
 | `1` `2` `3` `4` `5` `6` | Overview, Tables, Health, Coverage, Sync, Training |
-| `r` | refresh this screen (a short read-only read) |
+| `r` | refresh this screen (a short read-only read); tables keep their cursor row |
+| `t` | next tab (Tables, Health, Sync); the tab's table takes the focus |
 | `?` | this help; `escape` closes it |
 | `q` | quit |
 | Health `a` | show all checks / only problems |
-| Health `t` | next tab (Checks, Quarantine); focus goes to the tab's table |
 | Health `enter` | on a check: its held rows, in the Quarantine tab |
 | Health `R` / `D` | in the Quarantine tab's groups table only: release / drop the highlighted group (asks first; No is the default) |
 | Health `u` | undo the latest drop (its rows are held again; asks first) |

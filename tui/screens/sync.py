@@ -19,7 +19,9 @@ from .base import DataScreen
 
 class SyncScreen(DataScreen):
     KEY = "sync"
-    BINDINGS = [("p", "sync('push')", "Push"), ("l", "sync('pull')", "Pull"), ("d", "sync('diff')", "Diff")]
+    BINDINGS = [("p", "sync('push')", "Push"), ("l", "sync('pull')", "Pull"), ("d", "sync('diff')", "Diff"), ("t", "next_tab", "Next tab")]
+    AUTO_FOCUS = "#ledger"
+    PANE_FOCUS = {"ledger-tab": "#ledger", "tables-tab": "#per-table", "parity-tab": "#parity"}
     busy: str | None = None
 
     def compose(self) -> ComposeResult:

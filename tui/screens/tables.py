@@ -20,6 +20,8 @@ PREVIEW_ROWS = 50
 
 class TablesScreen(DataScreen):
     KEY = "tables"
+    BINDINGS = [("t", "next_tab", "Next tab")]
+    AUTO_FOCUS = "#tables-tree"
     selected: str | None = None
 
     def compose(self) -> ComposeResult:

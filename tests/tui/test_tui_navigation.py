@@ -1,0 +1,123 @@
+"""Navigation: focus lands on the table (not the tab strip) on Health and Sync, `t` switches tabs,
+Enter on a check opens its held rows, and the Overview tree survives its own refresh timer
+(collapsed datasets stay collapsed, the cursor stays). Real app, real sample warehouse."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from textual.widgets import TabbedContent
+from textual.worker import WorkerCancelled
+
+from tui.app import CbiApp
+from tui.screens.health import group_key
+from tui.widgets.checks_table import ChecksTable
+from tui.widgets.dataset_tree import DatasetTree
+from tui.widgets.rows_table import RowsTable
+
+SIZE = (120, 40)
+
+
+async def settle(pilot, app) -> None:
+    for _ in range(3):
+        await pilot.pause(0.1)
+        for _ in range(10):
+            try:
+                await app.workers.wait_for_complete()
+                break
+            except WorkerCancelled:
+                await pilot.pause(0.05)
+    await pilot.pause(0.1)
+
+
+async def press(pilot, app, *keys: str) -> None:
+    for k in keys:
+        await pilot.press(k)
+        await settle(pilot, app)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_health_and_sync_focus_the_table_and_t_switches_tabs(home: Path):
+    async def go():
+        app = CbiApp(home, refresh_every=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await press(pilot, app, "3", "down")
+            checks = app.screen.query_one(ChecksTable)
+            assert app.focused is checks and checks.cursor_row == 1  # arrows move in the table at once
+            await press(pilot, app, "t")
+            assert app.screen.query_one(TabbedContent).active == "quarantine-tab"
+            groups = app.screen.query_one("#q-groups", RowsTable)
+            assert app.focused is groups
+            await press(pilot, app, "t")
+            assert app.screen.query_one(TabbedContent).active == "checks-tab" and app.focused is checks
+
+            await press(pilot, app, "5")
+            ledger = app.screen.query_one("#ledger", RowsTable)
+            assert ledger.row_count == 2
+            assert app.focused is ledger
+            await press(pilot, app, "down")
+            assert ledger.cursor_row == 1
+            tabs = app.screen.query_one(TabbedContent)
+            for pane, table in (("tables-tab", "#per-table"), ("parity-tab", "#parity"), ("ledger-tab", "#ledger")):
+                await press(pilot, app, "t")
+                assert tabs.active == pane and app.focused is app.screen.query_one(table)
+
+            await press(pilot, app, "2")
+            assert isinstance(app.focused, DatasetTree)
+            tabs = app.screen.query_one(TabbedContent)
+            await press(pilot, app, "t")
+            assert tabs.active == "preview-tab"
+
+    run(go())
+
+
+def test_enter_on_a_check_opens_its_held_rows(home: Path):
+    async def go():
+        app = CbiApp(home, refresh_every=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await press(pilot, app, "3")
+            checks = app.screen.query_one(ChecksTable)
+            held = set(app.screen.groups_by_key)
+            row = next(i for i, c in enumerate(checks.checks) if group_key({"table": c["table_name"], "rule": c["rule"]}) in held)
+            c = checks.checks[row]
+            checks.move_cursor(row=row)
+            await settle(pilot, app)
+            await press(pilot, app, "enter")
+            assert app.screen.query_one(TabbedContent).active == "quarantine-tab"
+            groups = app.screen.query_one("#q-groups", RowsTable)
+            assert app.focused is groups
+            g = app.screen.selected_group()
+            assert (g["table"], g["rule"]) == (c["table_name"], c["rule"])
+            entries = app.screen.query_one("#q-entries", RowsTable)
+            assert entries.row_count == min(200, g["rows"])
+
+    run(go())
+
+
+def test_overview_tree_survives_its_refresh_timer(home: Path):
+    async def go():
+        app = CbiApp(home, refresh_every=0.3)
+        async with app.run_test(size=(100, 50)) as pilot:
+            await settle(pilot, app)
+            tree = app.screen.query_one(DatasetTree)
+            assert app.focused is tree
+            market = next(n for n in tree.root.children if str(n.label).startswith("market_data"))
+            await press(pilot, app, "down", "down")  # raw_intelligence, then its first table
+            cursor = tree.cursor_node.data
+            assert cursor is not None
+            market.collapse()
+            await settle(pilot, app)
+            reads = app.screen.reads
+            await pilot.pause(1.5)  # several timer refreshes
+            await settle(pilot, app)
+            assert app.screen.reads >= reads + 2
+            assert not market.is_expanded and tree.cursor_node.data == cursor
+            assert tree.builds == 1  # relabelled, never rebuilt
+            await press(pilot, app, "r")
+            assert not market.is_expanded and tree.cursor_node.data == cursor
+
+    run(go())
