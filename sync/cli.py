@@ -225,6 +225,49 @@ def views_cmd(
             err.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
 
 
+@sync_app.command("archive")
+def archive_cmd(
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    do_apply: Annotated[bool, typer.Option("--apply", help="Do it: copy, verify row counts, then delete (default: --plan, print only).")] = False,
+    plan_only: Annotated[bool, typer.Option("--plan", help="Print what would be moved, dropped and kept (the default).")] = False,
+) -> None:
+    """Legacy cleanup: tables no contract declares, with rows, bytes and a verdict; archive backups and duplicates, drop empty tables."""
+    from . import archive
+
+    if do_apply and plan_only:
+        fail("--plan and --apply exclude each other")
+    s = settings(home)
+
+    def run():
+        client = _client(s)
+        plan = archive.inventory(client, s)
+        return archive.apply(client, s, plan) if do_apply else plan
+
+    try:
+        plan = _guard(run)
+    except archive.ArchiveError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json({"applied": do_apply, **plan.as_dict()})
+        return
+    for e in plan.entries:
+        when = e.modified.strftime("%Y-%m-%d") if e.modified else "?"
+        console.print(f"  {e.table} ({e.kind.lower()}, {e.location}): {e.rows:,} rows, {_human_bytes(e.bytes)}, modified {when}: "
+                      f"{e.verdict}{f' ({e.of})' if e.of else ''}", soft_wrap=True)
+    verb = {"move": "moved" if do_apply else "would move", "drop": "dropped" if do_apply else "would drop", "keep": "kept"}
+    for a in plan.actions:
+        if a.action == "keep":
+            continue
+        state = "" if not do_apply else (" [green]✓[/] verified" if a.done else f" [yellow]not done[/]: {escape(a.reason)}")
+        console.print(f"{verb[a.action]} {a.table}" + (f" -> {a.to}" if a.to else "") + f" ({a.reason}, {a.rows:,} rows){state}", soft_wrap=True)
+    c = plan.as_dict()["counts"]
+    console.print(f"{c['move']} to archive, {c['drop']} empty to drop, {c['keep']} kept"
+                  + ("" if do_apply else "; run with --apply to do it (each copy is verified before its original is deleted)"))
+    if plan.dropped_datasets:
+        console.print(f"emptied datasets deleted: {', '.join(plan.dropped_datasets)}")
+
+
 @sync_app.command("status")
 def status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Pending/pushed/failed batches, last push and pull per table, last error, daemon heartbeat (local only)."""
