@@ -33,7 +33,8 @@ class JobContext:
     inputs: list[Path] = field(default_factory=list)  # what ingest_inputs loads
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: Callable[..., None] | None = None  # progress(message[, done, total]) inside a long step
-    error: BaseException | None = None  # the exception that stopped the job, if any
+    error: BaseException | None = None  # the first exception a step raised, if any
+    errors: list[BaseException] = field(default_factory=list)  # every exception a step raised, in order
 
 
 class StepFailed(Exception):
@@ -103,6 +104,7 @@ def run_steps(ctx: JobContext, steps: list[Step], on_step: OnStep | None = None,
             from sync.journal import redact  # credential material never reaches a summary
 
             ctx.error = ctx.error or exc
+            ctx.errors.append(exc)
             result = dict(exc.result) if isinstance(exc, StepFailed) else {}
             result.update(ok=False, error=redact(str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"))
             out.setdefault("failed_step", name)

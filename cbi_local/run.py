@@ -63,7 +63,8 @@ def inbox_inputs(inbox: Path) -> list[Path]:
 
 def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = True,
             train: bool = True) -> tuple[dict[str, Any], BaseException | None]:
-    """Run the main job; returns (summary, the exception that stopped it or None)."""
+    """Run the main job; returns (summary, the exception to report or None): one that means the job
+    could not run (the warehouse, no BigQuery credentials: exit 2) before any other a step raised."""
     settings.home.mkdir(parents=True, exist_ok=True)
     ctx = JobContext(settings=settings, inputs=list(paths))
     try:
@@ -76,4 +77,9 @@ def run_job(settings: Settings, console: Any, paths: list[Path], push: bool = Tr
             ctx.bq_client.close()
     summary.update(home=str(settings.home), warehouse=str(settings.warehouse_path),
                    inputs=[str(p) for p in paths], bigquery=None if not push else settings.bq_project)
-    return summary, ctx.error
+    from sync.bigquery.client import NoCredentials
+
+    from . import warehouse
+
+    could_not_run = next((e for e in ctx.errors if isinstance(e, (warehouse.WarehouseError, NoCredentials))), None)
+    return summary, could_not_run or ctx.error

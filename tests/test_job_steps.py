@@ -54,3 +54,26 @@ def test_a_step_no_dependency_names_waits_for_everything_before_it(tmp_path: Pat
     steps = [_ran(log, "warehouse", RuntimeError("disk full")), _ran(log, "something new")]
     out = job.run_steps(_ctx(tmp_path), steps)
     assert log == ["warehouse"] and out["steps"]["something new"]["skipped"].startswith("needs warehouse")
+
+
+def test_a_could_not_run_error_is_the_one_cbi_run_reports_even_after_another_failure(tmp_path: Path, monkeypatch):
+    """features fails first, then BigQuery has no credentials: `cbi run` must still exit 2 with what to do."""
+    from cbi_local import run as run_mod
+    from sync.bigquery.client import NoCredentials
+
+    def features(ctx):
+        raise RuntimeError("zero-size array")
+
+    def bigquery(ctx):
+        raise NoCredentials("no Google credentials for BigQuery project 'p': run `gcloud auth ...`")
+
+    steps = [("features", features), ("bigquery", bigquery), ("bigquery layout", lambda ctx: {"ok": True}),
+             ("push", lambda ctx: {"ok": True})]
+    monkeypatch.setattr(run_mod, "steps", lambda push, train: steps)
+    import io
+
+    from rich.console import Console
+
+    summary, error = run_mod.run_job(Settings(home=tmp_path), Console(file=io.StringIO()), [], push=True)
+    assert isinstance(error, NoCredentials) and summary["failed_steps"] == ["features", "bigquery"]
+    assert summary["steps"]["push"]["skipped"].startswith("needs bigquery layout")
