@@ -127,13 +127,14 @@ class _Ids:
     def __init__(self, first: int) -> None:
         self.next, self.ids, self.spans = first, {}, {}
 
-    def get(self, key: tuple, symbol: str, day: dt.date) -> int:
+    def get(self, key: tuple, symbol: str, first: dt.date, day: dt.date) -> int:
+        """The id of `key`, mapped from `first` (the UTC date of its first bar) to `day`."""
         if key not in self.ids:
             self.ids[key] = self.next
             self.next += 1
         iid = self.ids[key]
-        span = self.spans.setdefault((symbol, iid), [day, day])
-        span[0], span[1] = min(span[0], day), max(span[1], day)
+        span = self.spans.setdefault((symbol, iid), [first, day])
+        span[0], span[1] = min(span[0], first), max(span[1], day)
         return iid
 
     def write(self, folder: Path, start: dt.date, end: dt.date, request: str) -> None:
@@ -181,11 +182,12 @@ class _Writer:
     def instruments(self, day: dt.date) -> list[tuple[int, int]]:
         """(instrument_id, rank) traded on `day`: outrights nearest first, then spreads."""
         r = self.r
+        first = day + dt.timedelta(days=min(r.hours) // 24)  # MES: the session opens the UTC day before
         cons = _contracts(r, day, r.outrights)
-        out = [(self.ids.get(("o", c), _symbol(r.root, c), day), rank) for rank, c in enumerate(cons)]
+        out = [(self.ids.get(("o", c), _symbol(r.root, c), first, day), rank) for rank, c in enumerate(cons)]
         for i, j in _pairs(len(cons), r.spreads):
             sym = f"{_symbol(r.root, cons[i])}-{_symbol(r.root, cons[j])}"
-            out.append((self.ids.get(("s", cons[i], cons[j]), sym, day), r.outrights))
+            out.append((self.ids.get(("s", cons[i], cons[j]), sym, first, day), r.outrights))
         return out
 
     def lines_1h(self, day: dt.date) -> list[str]:
@@ -240,7 +242,8 @@ def generate(scratch: Path, shape: Shape) -> Drive:
             drive.bytes += _write(path, lines)
             drive.files_1h.append(path)
             rows += len(lines)
-        ids.write(folder, days[0], days[-1], f"{r.root}.FUT")
+        first = days[0] + dt.timedelta(days=min(r.hours) // 24)
+        ids.write(folder, first, days[-1], f"{r.root}.FUT")
         if r.range_1d:
             f1d = inbox / f"GLBX-{stamp}-{NOT_REAL}-{r.root}1D"
             f1d.mkdir()
@@ -250,7 +253,7 @@ def generate(scratch: Path, shape: Shape) -> Drive:
             drive.bytes += _write(path, lines)
             drive.files_1d.append(path)
             rows += len(lines)
-            ids.write(f1d, days[0], days[-1], f"{r.root}.FUT")
+            ids.write(f1d, first, days[-1], f"{r.root}.FUT")
         drive.rows += rows
         drive.rows_by_root[r.root] = rows
         drive.last_session[r.root] = days[-1]
@@ -284,7 +287,7 @@ def add_new_day(drive: Drive) -> tuple[list[Path], int]:
         fresh = _Ids(0)
         for (symbol, iid), (d0, d1) in w.ids.used.items():
             fresh.spans[(symbol, iid)] = [d0, d1]
-        fresh.write(folder, day, day, f"{r.root}.FUT")
+        fresh.write(folder, day + dt.timedelta(days=min(r.hours) // 24), day, f"{r.root}.FUT")
         files.append(path)
         rows += len(lines)
         drive.last_session[r.root] = day
@@ -298,10 +301,10 @@ class _KnownIds:
         self.known, self.base, self.used = known, base, {}
         self.next = max([*known.values(), base.next]) + 1
 
-    def get(self, key: tuple, symbol: str, day: dt.date) -> int:
+    def get(self, key: tuple, symbol: str, first: dt.date, day: dt.date) -> int:
         iid = self.known.get(symbol)
         if iid is None:
             iid = self.known[symbol] = self.next
             self.next += 1
-        self.used[(symbol, iid)] = [day, day]
+        self.used[(symbol, iid)] = [first, day]
         return iid
