@@ -121,3 +121,41 @@ def test_overview_tree_survives_its_refresh_timer(home: Path):
             assert not market.is_expanded and tree.cursor_node.data == cursor
 
     run(go())
+
+
+def test_a_busy_screen_retries_by_itself(home: Path):
+    """A real writer process holds the warehouse while Health opens: the screen says busy, and once
+    the writer lets go it reads again without a key being pressed."""
+    import subprocess
+    import sys
+
+    hold = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.readline(); con.close()"
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(home / "warehouse.duckdb")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+
+    async def go():
+        app = CbiApp(home, refresh_every=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 10
+            while app.screen.failures == 0 and loop.time() < end:
+                await pilot.pause(0.05)
+            screen = app.screen
+            assert screen.failures >= 1 and screen.reads == 0
+            assert "warehouse busy" in app.export_text()
+            await pilot.pause(1.5)  # retries meanwhile find it busy too
+            assert screen.reads == 0
+            proc.stdin.write("release\n")
+            proc.stdin.flush()
+            while screen.reads == 0 and loop.time() < end + 10:
+                await pilot.pause(0.1)
+            assert proc.wait(timeout=10) == 0
+            assert screen.reads == 1 and screen.query_one(ChecksTable).row_count > 0
+            assert "warehouse busy" not in app.export_text()
+
+    try:
+        run(go())
+    finally:
+        proc.kill()

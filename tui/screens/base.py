@@ -1,6 +1,8 @@
 """What every data screen shares: a freshness banner, one read worker (thread) per refresh, and tabs:
 `t` shows the next tab of the screen's TabbedContent, and showing a tab focuses the table named for it
-in PANE_FOCUS (so arrows move in the table, never on the tab strip)."""
+in PANE_FOCUS (so arrows move in the table, never on the tab strip). A read that finds the warehouse
+busy (a writer holds it) is retried by itself, after RETRY_BUSY seconds doubling to RETRY_BUSY_MAX,
+while the screen is showing; the first read that succeeds ends the retries."""
 
 from __future__ import annotations
 
@@ -11,12 +13,19 @@ from textual import work
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, TabbedContent, TabPane
 
+from ..data import WarehouseBusy
 from ..messages import DataRead, ReadFailed
 from ..widgets.freshness import Freshness
 
 
+RETRY_BUSY = 1.0
+RETRY_BUSY_MAX = 8.0
+
+
 class DataScreen(Screen):
     KEY = "screen"
+    _retry_in = RETRY_BUSY
+    _retry_timer = None
     loaded: Any = None  # the last result painted (kept when a later read fails)
     reads: int = 0
     failures: int = 0
@@ -44,7 +53,7 @@ class DataScreen(Screen):
         self.refresh_data()
 
     def on_screen_resume(self) -> None:
-        if self.loaded is not None:
+        if self.loaded is not None or self.failures:
             self.refresh_data()
 
     _in_flight = False
@@ -69,6 +78,7 @@ class DataScreen(Screen):
 
     def on_data_read(self, message: DataRead) -> None:
         self._in_flight = False
+        self._retry_in = RETRY_BUSY
         self.loaded = message.result
         self.reads += 1
         self.query_one(Freshness).fresh(getattr(self, "_seconds", 0.0))
@@ -79,3 +89,13 @@ class DataScreen(Screen):
         self.failures += 1
         self.last_error = message.error
         self.query_one(Freshness).failed(message.error)
+        if isinstance(message.error, WarehouseBusy) and self._retry_timer is None:
+            self._retry_timer = self.set_timer(self._retry_in, self._retry_busy)
+            self._retry_in = min(self._retry_in * 2, RETRY_BUSY_MAX)
+
+    def _retry_busy(self) -> None:
+        self._retry_timer = None
+        if self.is_current:
+            self.refresh_data()
+        else:  # another screen is showing: read again when this one comes back (on_screen_resume)
+            self._retry_in = RETRY_BUSY

@@ -29,7 +29,7 @@ class Freshness(Static):
         if isinstance(error, WarehouseBusy):
             who = f"pid {error.pid}" if error.pid and not self.app.stable else "another process"
             age = "" if self._read_at is None else f"; showing data read {human_age(time.monotonic() - self._read_at)} ago"
-            self.update(f"warehouse busy: a writer ({who}) holds it{age}; retrying on refresh")
+            self.update(f"warehouse busy: a writer ({who}) holds it{age}; retrying by itself (r: now)")
         elif isinstance(error, WarehouseMissing):
             self.update(str(error))
         else:
