@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -244,6 +246,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a tenth of the user's size (under 5 minutes on 2 cores)")
     ap.add_argument("--fraction", type=float, default=None, help="any other fraction of the user's size (smoke tests)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each measurement (cycles: one more day each); medians count")
     ap.add_argument("--child", nargs=2, metavar=("NAME", "SCRATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -265,14 +268,25 @@ def main() -> int:
         print(f"  size {fraction:g} of the user's drive: {drive.describe()}")
         print(f"  ({time.perf_counter() - t:.1f} s to generate; replicated bars, made-up timestamps, ids and symbols)")
         print("=" * 78)
-        results = {}
+        results, spread = {}, {}
+        reps = max(1, args.repeat)
         for name in ("bare", "ours", "dlt"):
-            print(f"timing {name} ...", flush=True)
-            results[name] = run_child(name, scratch)
-        new_files, new_rows = add_new_day(drive)
-        print(f"timing the daemon cycle after {len(new_files)} new daily files ({new_rows:,} records) ...", flush=True)
-        results["cycle"] = run_child("cycle", scratch)
-        return report(results, drive, fraction, time.perf_counter() - started)
+            runs = []
+            for k in range(reps):
+                print(f"timing {name} ({k + 1}/{reps}) ...", flush=True)
+                shutil.rmtree(scratch / "home", ignore_errors=True)  # every run starts fresh
+                shutil.rmtree(scratch / "dlt-pipelines", ignore_errors=True)
+                (scratch / "dlt.duckdb").unlink(missing_ok=True)
+                runs.append(run_child(name, scratch))
+            results[name], spread[name] = median_run(runs, name)
+        runs = []
+        for k in range(reps):  # on the last full run's warehouse, one more day each time
+            new_files, new_rows = add_new_day(drive)
+            print(f"timing the daemon cycle ({k + 1}/{reps}) after {len(new_files)} new daily files ({new_rows:,} records) ...",
+                  flush=True)
+            runs.append(run_child("cycle", scratch))
+        results["cycle"], spread["cycle"] = median_run(runs, "cycle")
+        return report(results, spread, drive, fraction, time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - a bench that cannot run says why and exits 2
         print(f"scale bench could not run: {type(exc).__name__}: {exc}")
         return 2
@@ -280,7 +294,28 @@ def main() -> int:
         release(scratch, args.keep)
 
 
-def report(results: dict, drive, fraction: float, wall: float) -> int:
+def key_seconds(r: dict, name: str) -> float:
+    """The time a run is judged by: the ingest step for ours, ingest + features for a cycle."""
+    if not r.get("ok"):
+        return float("nan")
+    if name == "ours":
+        return r["seconds"]["ingest"]
+    if name == "cycle":
+        return r["seconds"]["ingest"] + r["seconds"]["features"]
+    return r["seconds"]
+
+
+def median_run(runs: list[dict], name: str) -> tuple[dict, tuple[float, float, float]]:
+    """The median run (its phases are the ones printed) and (min, median, max) of the key time."""
+    failed = [r for r in runs if not r.get("ok")]
+    if failed:
+        return failed[0], (float("nan"),) * 3
+    ordered = sorted(runs, key=lambda r: key_seconds(r, name))
+    times = [key_seconds(r, name) for r in ordered]
+    return ordered[(len(ordered) - 1) // 2], (times[0], statistics.median(times), times[-1])
+
+
+def report(results: dict, spread: dict, drive, fraction: float, wall: float) -> int:
     ours, bare, dlt_, cycle = (results[k] for k in ("ours", "bare", "dlt", "cycle"))
     failed = {k: r.get("error") or r.get("errors") for k, r in results.items() if not r.get("ok")}
     if failed:
@@ -294,7 +329,10 @@ def report(results: dict, drive, fraction: float, wall: float) -> int:
     def line(label: str, secs: float, extra: str = "") -> str:
         return f"  {label:<52} {secs:8.2f} s  {rows / secs:>11,.0f} rec/s  {extra}"
 
-    print(f"timings ({os.cpu_count()} cores, each once, in its own process):")
+    print(f"timings ({os.cpu_count()} cores, each in its own process; min / median / max of the runs):")
+    for k, (lo, mid, hi) in spread.items():
+        print(f"  {k:<6} {lo:8.2f} / {mid:8.2f} / {hi:8.2f} s")
+    print("median runs, by phase:")
     print(line("ours: ingest step (full job, fresh warehouse)", ingest_s, f"peak RSS {ours.get('peak_rss_mib', 0):,.0f} MiB"))
     for k, v in ours.get("phases", {}).items():
         if not k.startswith("features"):
