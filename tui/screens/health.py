@@ -204,7 +204,10 @@ class HealthScreen(DataScreen):
     def confirm_quarantine(self, action: str) -> None:
         g = self.selected_group()
         if g is None:
-            self.action_not_here(action)
+            if self.focused is self.query_one("#q-groups") and not self.groups:
+                self.notify("nothing is held in the quarantine", severity="information")
+            else:
+                self.action_not_here(action)
             return
         table, rule, rows = g["table"], g["rule"], g["rows"]
         if action == "release":
