@@ -142,6 +142,17 @@ macro = struct(
     _f("wti", "WTI spot (DCOILWTICO)."),
     _f("crush_margin", "Board crush margin from ZS, ZM, ZL closes when all exist."),
 )
+positioning = struct(
+    "positioning",
+    "CFTC Commitments of Traders for the symbol's contract market (raw_intelligence.cftc_cot), as known on the date: "
+    "a report (positions as of a Tuesday, released that Friday, later after a federal holiday) is used from the "
+    "Tuesday after; NULL when the market has no report within 21 days.",
+    _f("commercial_net_pct_oi", "Commercial net position (long - short) as % of open interest."),
+    _f("managed_money_net_pct_oi", "Managed-money net position as % of open interest."),
+    _f("commercial_net_change_1w", "Change of commercial_net_pct_oi since the previous report, percentage points."),
+    _f("commercial_net_pctile_3y", "Rank of commercial_net_pct_oi among the last 156 reports (3 years) incl. this one, "
+                                   "as a share (0-1]; NULL before 52 reports."),
+)
 HORIZONS = {"1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
 TARGETS = tuple(
     Column(f"target_{h}", "FLOAT64", f"Forward log return over {n} sessions; NULL until known.") for h, n in HORIZONS.items()

@@ -48,7 +48,7 @@ from data_contracts import to_duckdb, to_polars
 from .. import batches, calendars, health
 from ..warehouse import transaction
 from . import indicators as ind
-from . import macro
+from . import macro, positioning
 
 MATRIX = dc.get("features.daily_ml_matrix")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
@@ -56,6 +56,7 @@ YAHOO = dc.get("market_data.yahoo_historical")
 BARS_1H = dc.get("market_data.databento_futures_ohlcv_1h")
 CALENDAR = dc.get("regimes.regime_calendar")
 FRED = dc.get("raw_intelligence.fred_economic")
+COT = dc.get("raw_intelligence.cftc_cot")
 SOURCES = ("canonical", "yahoo_historical")
 DEFAULT_SYMBOLS = {"yahoo_historical": ["ZL"]}  # canonical: every root of the continuous table
 _LINEAGE = ("batch_id", "created_at")
@@ -122,6 +123,7 @@ class Inputs:
     pairs: pl.DataFrame  # pair, root, contract: the (root, front contract) pairs whose 1h bars were read
     regimes: pl.DataFrame  # date, regime_name, regime_weight
     fred: pl.DataFrame  # series_id, obs_date, value
+    cot: pl.DataFrame  # symbol, report_date, commercial_net, managed_money_net, open_interest
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str]) -> Inputs:
@@ -149,7 +151,10 @@ def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str])
     regimes = _frame(con, f"SELECT date, regime_name, regime_weight FROM {_ref(CALENDAR)}")
     fred = _frame(con, f"SELECT series_id, date AS obs_date, value FROM {_ref(FRED)} "
                        "WHERE value IS NOT NULL AND list_contains($s, series_id)", {"s": list(macro.SERIES_IDS)})
-    return Inputs(daily, bars, pairs, regimes, fred)
+    cot = _frame(con, f"SELECT contract_code AS symbol, report_date, CAST(commercial_net AS DOUBLE) AS commercial_net, "
+                      f"CAST(managed_money_net AS DOUBLE) AS managed_money_net, CAST(open_interest AS DOUBLE) AS open_interest "
+                      f"FROM {_ref(COT)} WHERE list_contains($s, contract_code)", {"s": list(symbols)})
+    return Inputs(daily, bars, pairs, regimes, fred, cot)
 
 
 _HOURLY_SCHEMA = {"root": pl.String, "contract": pl.String, "date": pl.Date, "vwap": pl.Float64,
@@ -306,6 +311,7 @@ def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
     by_date = left(left(macro.macro_frame(dates, inputs.fred.lazy()), inputs.regimes.lazy(), on="date"),
                    macro.crush_frame(inputs.daily.lazy()), on="date")
     lf = left(lf, by_date, on="date")
+    lf = left(lf, positioning.positioning_frame(base.select("symbol", "date"), inputs.cot.lazy()), on=["symbol", "date"])
     # in-memory: the pandas windows (indicators._trailing) must see whole columns, not streamed batches
     return lf.with_columns(pl.lit(source).alias("matrix_source")).collect(engine="in-memory")
 
@@ -338,6 +344,9 @@ def missing_input_warnings(flat: pl.DataFrame, source: str) -> tuple[list[dict[s
         ("pivots.p", pl.col("p").is_null() & (pl.col(ind.POSITION) > 0), "the prior session has no high/low"),
         ("regime.name", pl.col("regime_name").is_null(), "date not in regimes.regime_calendar"),
         ("macro.crush_margin", pl.col("crush_margin").is_null(), "ZS, ZM and ZL closes not all present that date"),
+        ("positioning.commercial_net_pct_oi", pl.col("commercial_net_pct_oi").is_null(),
+         f"no CFTC COT report of the market usable that date (used {positioning.USABLE_AFTER_DAYS} days after its "
+         f"report date, stale after {positioning.STALE_AFTER_DAYS})"),
     ]
     for s in macro.MACRO_SERIES:
         checks.append((f"macro.{s.field}", pl.col(s.field).is_null(),

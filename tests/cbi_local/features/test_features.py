@@ -453,3 +453,55 @@ def test_unknown_source_is_refused(home):
     assert "features" in {g.name for g in app.registered_groups} and features_cli.features_app.registered_commands
     bad = runner.invoke(app, ["features", "build", "--source", "databento_raw", "--home", str(home)])
     assert bad.exit_code == 2 and "unknown matrix source" in bad.output
+
+
+# --- positioning (CFTC COT) ------------------------------------------------------------------------
+
+
+def _cot_reports(con) -> list[tuple]:
+    return con.execute(
+        "SELECT report_date, commercial_net, managed_money_net, open_interest FROM raw_intelligence.cftc_cot "
+        "WHERE contract_code = 'ZL' AND open_interest > 0 ORDER BY report_date"
+    ).fetchall()
+
+
+def test_positioning_recomputed_independently_from_the_cot_rows(con):
+    reports = _cot_reports(con)
+    assert len(reports) > 800
+    pct = [c / oi * 100 for _, c, _, oi in reports]
+    usable = [r[0] + dt.timedelta(days=7) for r in reports]
+    rows = _matrix(con, "yahoo_historical")
+    checked = 0
+    for d, row in rows.items():
+        i = bisect.bisect_right(usable, d) - 1  # the latest report usable on d
+        if i < 0 or (d - usable[i]).days > 21:
+            assert row["positioning__commercial_net_pct_oi"] is None, d
+            continue
+        assert _close(row["positioning__commercial_net_pct_oi"], pct[i]), d
+        assert _close(row["positioning__commercial_net_change_1w"], pct[i] - pct[i - 1] if i else None), d
+        window = pct[max(0, i - 155): i + 1]
+        want = sum(v <= pct[i] for v in window) / len(window) if i + 1 >= 52 else None
+        assert _close(row["positioning__commercial_net_pctile_3y"], want), d
+        mm = reports[i][2]
+        assert _close(row["positioning__managed_money_net_pct_oi"], None if mm is None else mm / reports[i][3] * 100), d
+        checked += 1
+    assert checked > 4000
+
+
+def test_positioning_has_no_look_ahead_a_report_is_used_only_after_its_release(home, tmp_path):
+    """Reports not yet usable on D (report date within 7 days of D, or later) are mutated: no positioning
+    value up to D changes; later rows do."""
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    D = dt.date(2012, 6, 14)  # a Thursday: the report of Tuesday the 12th is not usable before the 19th
+    sql = ("SELECT date, matrix_source, positioning FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND date <= ? "
+           "ORDER BY ALL")
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        before = c.execute(sql, [D]).fetchall()
+        later = c.execute(sql.replace("date <= ?", "date > ?"), [D]).fetchall()
+        assert sum(r[2] is not None and r[2]["commercial_net_pct_oi"] is not None for r in before) > 1000
+        c.execute("UPDATE raw_intelligence.cftc_cot SET commercial_net = commercial_net + open_interest / 3 "
+                  "WHERE report_date > ?", [D - dt.timedelta(days=7)])
+        for source in ("canonical", "yahoo_historical"):
+            build_features(c, None, source)
+        assert c.execute(sql, [D]).fetchall() == before
+        assert c.execute(sql.replace("date <= ?", "date > ?"), [D]).fetchall() != later
