@@ -301,7 +301,7 @@ def health(
     show_health(home, as_json, table, batch)
 
 
-quarantine_app = typer.Typer(help="Rows that broke a rule: list, show, release after a fix, or drop (never deleted).", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows that broke a rule: list, show, release after a fix, drop (never deleted), restore a drop.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 IdsArg = Annotated[list[str] | None, typer.Argument(help="Quarantine ids.")]
 RuleOpt = Annotated[str | None, typer.Option("--rule", help="All held rows that broke this rule.")]
@@ -375,6 +375,21 @@ def quarantine_drop(
     if not n:
         _nothing_matched("drop", home, ids, rule, table, batch, False)
     console.print(f"dropped {n} rows")
+
+
+@quarantine_app.command("restore")
+def quarantine_restore(
+    ids: IdsArg = None, rule: RuleOpt = None, table: TableOpt = None, batch: BatchOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Undo a drop: dropped rows go back to held, to be released or dropped again."""
+    from . import quarantine as q
+
+    n = with_warehouse(settings(home), lambda con: q.restore(con, ids, rule, table, batch), ValueError, write=True)
+    if not n:
+        err.print("nothing to restore: no dropped row matches (`cbi quarantine list --status dropped`)")
+        raise typer.Exit(1)
+    console.print(f"restored {n} rows to held (`cbi quarantine release` or `drop` them again)")
 
 
 def _nothing_matched(action: str, home: Path | None, ids: list[str] | None, rule: str | None, table: str | None,

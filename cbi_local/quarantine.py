@@ -41,10 +41,11 @@ def show(con: duckdb.DuckDBPyConnection, quarantine_id: str) -> dict[str, Any]:
     return dict(zip([d[0] for d in cur.description], row[0]))
 
 
-def _select_ids(con, ids: list[str] | None, rule: str | None, table: str | None, batch: str | None) -> list[str]:
+def _select_ids(con, ids: list[str] | None, rule: str | None, table: str | None, batch: str | None,
+                status: str = "held") -> list[str]:
     if not (ids or rule or table or batch):
         raise ValueError("name the entries: ids, or --rule/--table/--batch")
-    cond, params = ["status = 'held'"], []
+    cond, params = ["status = ?"], [status]
     if ids:
         cond.append("quarantine_id IN (SELECT unnest(?))")
         params.append(ids)
@@ -60,6 +61,21 @@ def drop(con, ids=None, rule=None, table=None, batch=None) -> int:
     con.execute(
         "UPDATE monitoring.quarantine SET status = 'dropped', resolved_at = ? WHERE quarantine_id IN (SELECT unnest(?))",
         [datetime.now(timezone.utc), chosen],
+    )
+    return len(chosen)
+
+
+def restore(con, ids=None, rule=None, table=None, batch=None, dropped_at: datetime | None = None) -> int:
+    """Undo a drop: dropped rows go back to held (then they can be released or dropped again).
+    `dropped_at` narrows to one drop (all rows one drop marked share its resolved_at)."""
+    chosen = _select_ids(con, ids, rule, table, batch, status="dropped")
+    if dropped_at is not None:
+        chosen = [r[0] for r in con.execute(
+            "SELECT quarantine_id FROM monitoring.quarantine WHERE quarantine_id IN (SELECT unnest(?)) AND resolved_at = ?",
+            [chosen, dropped_at]).fetchall()]
+    con.execute(
+        "UPDATE monitoring.quarantine SET status = 'held', resolved_at = NULL WHERE quarantine_id IN (SELECT unnest(?))",
+        [chosen],
     )
     return len(chosen)
 

@@ -400,12 +400,10 @@ def latest_drop(path: Path) -> dict[str, Any] | None:
 
 
 def undo_drop(con: duckdb.DuckDBPyConnection, drop: dict[str, Any]) -> int:
-    """Put the rows of one drop (latest_drop) back to held, so they can be released or dropped again."""
-    cond = "status = 'dropped' AND table_name = ? AND rule = ? AND resolved_at IS NOT DISTINCT FROM ?"
-    params = [drop["table"], drop["rule"], drop["resolved_at"]]
-    n = con.execute(f"SELECT count(*) FROM monitoring.quarantine WHERE {cond}", params).fetchall()[0][0]
-    con.execute(f"UPDATE monitoring.quarantine SET status = 'held', resolved_at = NULL WHERE {cond}", params)
-    return n
+    """Put the rows of one drop (latest_drop) back to held: `cbi quarantine restore`'s function."""
+    from cbi_local import quarantine as qmod
+
+    return qmod.restore(con, table=drop["table"], rule=drop["rule"], dropped_at=drop["resolved_at"])
 
 
 def quarantine_show(path: Path, quarantine_id: str) -> dict[str, Any]:

@@ -54,3 +54,19 @@ def test_commands_on_a_missing_warehouse_exit_2_with_what_to_do(tmp_path: Path):
         assert res.exit_code == 2, (args, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
         assert "cbi init" in res.stderr, args
+
+
+def test_a_drop_is_undone_by_restore_and_the_rows_can_then_be_released(tmp_path, sample_data):
+    warehouse.init(tmp_path / "warehouse.duckdb")
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb") as con:
+        pipeline.migrate_legacy_dir(con, sample_data / "legacy_bq")
+    home = ["--home", str(tmp_path)]
+    held = json.loads(runner.invoke(app, ["quarantine", "list", *home, "--json"]).stdout)["items"]
+    group = next(g for g in held if g["rule"] == "plausible_unit")
+    dropped = runner.invoke(app, ["quarantine", "drop", "--rule", "plausible_unit", "--yes", *home])
+    assert dropped.exit_code == 0 and f"dropped {group['rows']} rows" in dropped.output
+    restored = runner.invoke(app, ["quarantine", "restore", "--rule", "plausible_unit", *home])
+    assert restored.exit_code == 0 and f"restored {group['rows']} rows to held" in restored.output
+    again = json.loads(runner.invoke(app, ["quarantine", "list", *home, "--json"]).stdout)["items"]
+    assert next(g for g in again if g["rule"] == "plausible_unit")["rows"] == group["rows"]
+    assert runner.invoke(app, ["quarantine", "restore", "--rule", "plausible_unit", *home]).exit_code == 1

@@ -218,7 +218,7 @@ class HealthScreen(DataScreen):
             after = "marked dropped: never loaded, kept in monitoring.quarantine"
         details = [("table", table), ("rule", rule), ("rows", f"{rows:,} held"), ("then", after)]
         if action == "drop":
-            details.append(("undo", "u on Health puts the latest drop back to held"))
+            details.append(("undo", "u on Health (or `cbi quarantine restore --table T --rule R`) puts the dropped rows back to held"))
 
         def answered(yes: bool | None) -> None:
             if yes:
