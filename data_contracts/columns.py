@@ -142,6 +142,27 @@ macro = struct(
     _f("wti", "WTI spot (DCOILWTICO)."),
     _f("crush_margin", "Board crush margin from ZS, ZM, ZL closes when all exist."),
 )
+cross_asset = struct(
+    "cross_asset",
+    "Related markets from the same matrix source (canonical: continuous series; research: the legacy Yahoo series; never mixed), "
+    "as of the date's close.",
+    _f("zs_ret_1d", "1-day log return of soybeans (ZS), the matrix source\'s own closes."),
+    _f("zs_ret_21d", "21-row log return of soybeans (ZS)."),
+    _f("zs_corr_63d", "Correlation of the symbol\'s 1-day log returns with soybeans (ZS)\'s over the last 63 rows (>= 40 pairs)."),
+    _f("zm_ret_1d", "1-day log return of soybean meal (ZM), the matrix source\'s own closes."),
+    _f("zm_ret_21d", "21-row log return of soybean meal (ZM)."),
+    _f("zm_corr_63d", "Correlation of the symbol\'s 1-day log returns with soybean meal (ZM)\'s over the last 63 rows (>= 40 pairs)."),
+    _f("cl_ret_1d", "1-day log return of crude oil (CL), the matrix source\'s own closes."),
+    _f("cl_ret_21d", "21-row log return of crude oil (CL)."),
+    _f("cl_corr_63d", "Correlation of the symbol\'s 1-day log returns with crude oil (CL)\'s over the last 63 rows (>= 40 pairs)."),
+    _f("spx_ret_1d", "1-day log return of the S&P 500 (research: SPX; canonical: ES), the matrix source\'s own closes."),
+    _f("spx_ret_21d", "21-row log return of the S&P 500 (research: SPX; canonical: ES)."),
+    _f("spx_corr_63d", "Correlation of the symbol\'s 1-day log returns with the S&P 500 (research: SPX; canonical: ES)\'s over the last 63 rows (>= 40 pairs)."),
+    _f("dxy_ret_1d", "1-day log return of the dollar index (research: DXY; canonical: DX), the matrix source\'s own closes."),
+    _f("dxy_ret_21d", "21-row log return of the dollar index (research: DXY; canonical: DX)."),
+    _f("dxy_corr_63d", "Correlation of the symbol\'s 1-day log returns with the dollar index (research: DXY; canonical: DX)\'s over the last 63 rows (>= 40 pairs)."),
+    _f("oil_share", "ZL x 11 / (ZL x 11 + ZM x 2.2): soybean oil's share of the crush value, same-date closes."),
+)
 positioning = struct(
     "positioning",
     "CFTC Commitments of Traders for the symbol's contract market (raw_intelligence.cftc_cot), as known on the date: "

@@ -48,7 +48,7 @@ from data_contracts import to_duckdb, to_polars
 from .. import batches, calendars, health
 from ..warehouse import transaction
 from . import indicators as ind
-from . import macro, positioning
+from . import cross_asset, macro, positioning
 
 MATRIX = dc.get("features.daily_ml_matrix")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
@@ -130,7 +130,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str])
     """Every input the build needs, one query per table (Arrow, zero-copy into Polars). 1h bars:
     only those of contracts that are some day's front contract of a requested root (the only
     bars a row can use), tagged with a small integer per (root, contract) instead of two strings."""
-    wanted = sorted(set(symbols) | set(macro.CRUSH_LEGS))
+    wanted = sorted(set(symbols) | set(macro.CRUSH_LEGS) | set(cross_asset.leg_symbols(source).values()))
     prices = ", ".join(_PRICE_COLS)
     if source == "canonical":
         daily = _frame(con, f"SELECT root AS symbol, symbol AS contract, date, {prices} FROM {_ref(CONTINUOUS)} "
@@ -310,7 +310,8 @@ def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
     # everything keyed by date alone joins the few thousand dates first, then the rows once
     by_date = left(left(macro.macro_frame(dates, inputs.fred.lazy()), inputs.regimes.lazy(), on="date"),
                    macro.crush_frame(inputs.daily.lazy()), on="date")
-    lf = left(lf, by_date, on="date")
+    by_date = left(by_date, cross_asset.leg_frame(inputs.daily.lazy(), source), on="date")
+    lf = cross_asset.with_correlations(left(lf, by_date, on="date"))
     lf = left(lf, positioning.positioning_frame(base.select("symbol", "date"), inputs.cot.lazy()), on=["symbol", "date"])
     # in-memory: the pandas windows (indicators._trailing) must see whole columns, not streamed batches
     return lf.with_columns(pl.lit(source).alias("matrix_source")).collect(engine="in-memory")
@@ -344,6 +345,9 @@ def missing_input_warnings(flat: pl.DataFrame, source: str) -> tuple[list[dict[s
         ("pivots.p", pl.col("p").is_null() & (pl.col(ind.POSITION) > 0), "the prior session has no high/low"),
         ("regime.name", pl.col("regime_name").is_null(), "date not in regimes.regime_calendar"),
         ("macro.crush_margin", pl.col("crush_margin").is_null(), "ZS, ZM and ZL closes not all present that date"),
+        *((f"cross_asset.{k}_ret_1d", pl.col(f"{k}_ret_1d").is_null(),
+           f"no {sym} close of this matrix source that date (or the day before)")
+          for k, sym in cross_asset.leg_symbols(source).items()),
         ("positioning.commercial_net_pct_oi", pl.col("commercial_net_pct_oi").is_null(),
          f"no CFTC COT report of the market usable that date (used {positioning.USABLE_AFTER_DAYS} days after its "
          f"report date, stale after {positioning.STALE_AFTER_DAYS})"),

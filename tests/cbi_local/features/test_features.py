@@ -505,3 +505,40 @@ def test_positioning_has_no_look_ahead_a_report_is_used_only_after_its_release(h
             build_features(c, None, source)
         assert c.execute(sql, [D]).fetchall() == before
         assert c.execute(sql.replace("date <= ?", "date > ?"), [D]).fetchall() != later
+
+
+# --- cross-asset ---------------------------------------------------------------------------------
+
+
+def test_cross_asset_recomputed_independently_from_the_research_series(con):
+    closes = {s: dict(con.execute("SELECT date, close FROM market_data.yahoo_historical WHERE symbol = ? "
+                                  "AND close > 0 ORDER BY date", [s]).fetchall()) for s in ("ZL", "ZM", "ZS", "CL")}
+    rows = _matrix(con, "yahoo_historical")
+    zs_dates = sorted(closes["ZS"])
+    cl_dates = sorted(closes["CL"])
+    checked = 0
+    for d, row in rows.items():
+        zl, zm = closes["ZL"].get(d), closes["ZM"].get(d)
+        want = zl * 11 / (zl * 11 + zm * 2.2) if zl is not None and zm is not None else None
+        assert _close(row["cross_asset__oil_share"], want), d
+        if d in closes["ZS"]:
+            i = bisect.bisect_left(zs_dates, d)
+            want = math.log(closes["ZS"][d] / closes["ZS"][zs_dates[i - 1]]) if i else None
+            assert _close(row["cross_asset__zs_ret_1d"], want), d
+            checked += 1
+        if d in closes["CL"]:
+            i = bisect.bisect_left(cl_dates, d)
+            want = math.log(closes["CL"][d] / closes["CL"][cl_dates[i - 21]]) if i >= 21 else None
+            assert _close(row["cross_asset__cl_ret_21d"], want), d
+        corr = row["cross_asset__zs_corr_63d"]
+        assert corr is None or -1 - 1e-9 <= corr <= 1 + 1e-9
+    assert checked > 5000
+
+
+def test_canonical_rows_never_read_research_series_for_cross_asset(con):
+    """The canonical matrix has no continuous ZS/ZM/CL/ES-era legs in the sample: its cross_asset fields
+    stay NULL (with a warning), never filled from the Yahoo series of the research matrix."""
+    n = con.execute("SELECT count(*), count(cross_asset__zs_ret_1d), count(cross_asset__cl_ret_21d), "
+                    "count(cross_asset__oil_share) FROM features.vw_daily_ml_flat WHERE matrix_source = 'canonical' "
+                    "AND symbol = 'ZL'").fetchone()
+    assert n[0] > 2000 and n[1:] == (0, 0, 0)
