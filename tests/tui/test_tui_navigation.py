@@ -8,37 +8,15 @@ import asyncio
 from pathlib import Path
 
 from textual.widgets import TabbedContent
-from textual.worker import WorkerCancelled
 
 from tui.app import CbiApp
+from .tui_pilot import press, run, settle
 from tui.screens.health import group_key
 from tui.widgets.checks_table import ChecksTable
 from tui.widgets.dataset_tree import DatasetTree
 from tui.widgets.rows_table import RowsTable
 
 SIZE = (120, 40)
-
-
-async def settle(pilot, app) -> None:
-    for _ in range(3):
-        await pilot.pause(0.1)
-        for _ in range(10):
-            try:
-                await app.workers.wait_for_complete()
-                break
-            except WorkerCancelled:
-                await pilot.pause(0.05)
-    await pilot.pause(0.1)
-
-
-async def press(pilot, app, *keys: str) -> None:
-    for k in keys:
-        await pilot.press(k)
-        await settle(pilot, app)
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_health_and_sync_focus_the_table_and_t_switches_tabs(home: Path):

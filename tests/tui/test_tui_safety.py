@@ -5,15 +5,14 @@ checks the warehouse itself (monitoring.quarantine), not only the screen."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import duckdb
-from textual.worker import WorkerCancelled
 
 from cbi_local import quarantine as qmod
 from cbi_local import warehouse
 from tui.app import CbiApp
+from .tui_pilot import press, run, settle
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.health import HealthScreen, group_key
 from tui.widgets.checks_table import ChecksTable, check_key
@@ -37,30 +36,6 @@ def statuses(home: Path) -> dict[str, int]:
         return dict(con.execute("SELECT status, count(*) FROM monitoring.quarantine GROUP BY ALL").fetchall())
     finally:
         con.close()
-
-
-async def settle(pilot, app) -> None:
-    """Let the reads and actions the keys started finish (an exclusive worker superseded by a newer
-    one ends cancelled: that is the newer one's business, wait again)."""
-    for _ in range(3):
-        await pilot.pause(0.1)
-        for _ in range(10):
-            try:
-                await app.workers.wait_for_complete()
-                break
-            except WorkerCancelled:
-                await pilot.pause(0.05)
-    await pilot.pause(0.1)
-
-
-async def press(pilot, app, *keys: str) -> None:
-    for k in keys:
-        await pilot.press(k)
-        await settle(pilot, app)
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_tui_safety_three_keys_from_the_checks_tab_drop_nothing(home: Path):
