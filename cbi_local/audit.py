@@ -32,6 +32,10 @@ class Drift:
         where = f"{self.table}.{self.column}" if self.column else self.table
         if self.kind == "extra_column":
             detail = f": not in the contract (found {self.actual})"
+        elif self.kind == "missing_column":
+            # A column the contract gained: `cbi init` adds it locally, the next push adds it in BigQuery.
+            fix = "`cbi init` adds it" if self.engine == "duckdb" else "the next `cbi sync push` adds it"
+            detail = f": in the contract ({self.expected}), not in the table; {fix}"
         elif self.kind == "same_name_conflict":
             detail = f": same table name with different columns in {self.actual}"
         elif self.expected is not None or self.actual is not None:

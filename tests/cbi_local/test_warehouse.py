@@ -134,6 +134,8 @@ def test_audit_reports_missing_tables_and_columns(home: Path):
     kinds = {(d["kind"], d["table"], d["column"]) for d in payload["reports"][0]["drift"]}
     assert ("missing_table", "ops.sync_log", None) in kinds
     assert ("missing_column", "dim.instruments", "cfi") in kinds
+    text = cbi("audit", "--home", str(home)).stdout
+    assert "missing_column dim.instruments.cfi: in the contract (VARCHAR), not in the table; `cbi init` adds it" in text
 
 
 def test_commands_on_a_missing_warehouse_fail_clearly(tmp_path: Path):
