@@ -476,7 +476,9 @@ def run_cmd(
         emit_json(summary)
     from sync.bigquery.client import NoCredentials
 
-    if isinstance(stopped_by, (warehouse.WarehouseError, NoCredentials)):
+    if isinstance(stopped_by, NoCredentials):
+        fail(f"{stopped_by} (or `cbi run --no-push` for the local steps only)")  # could not run: said once more
+    if isinstance(stopped_by, warehouse.WarehouseError):
         fail(str(stopped_by))  # could not run: said once more, unwrapped, on stderr
     if not summary["ok"]:
         raise typer.Exit(1)

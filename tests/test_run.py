@@ -78,6 +78,7 @@ def test_run_without_credentials_says_what_to_do(tmp_path: Path, inbox: Path):
     out = _run([str(inbox / "fred")], env)
     assert out.returncode == 2
     assert "gcloud auth application-default login" in out.stdout + out.stderr
+    assert "cbi run --no-push" in out.stderr  # the one command that has it
     # The local part ran before BigQuery was needed: the FRED rows are in the warehouse.
     with warehouse.open_warehouse(tmp_path / "home" / "warehouse.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM raw_intelligence.fred_economic").fetchall()[0][0] > 0
