@@ -336,13 +336,24 @@ def pull_step(ctx: JobContext) -> dict[str, Any]:
             "partitions": {t.table: t.downloaded_partitions for t in report.tables}}
 
 
-def parity_step(ctx: JobContext) -> dict[str, Any]:
-    """Parity of the tables the warehouse pushes. Pull tables (weather, CFTC) are BigQuery's to fill
-    (cloud collectors), so there a local seed from the legacy migration may differ."""
+def parity_step(ctx: JobContext, only_pushed_now: bool = False) -> dict[str, Any]:
+    """Parity of the tables the warehouse pushes (`only_pushed_now`: of those this job's push wrote to,
+    so a run that pushed nothing scans nothing in BigQuery). Pull tables (weather, CFTC) are BigQuery's
+    to fill (cloud collectors), so there a local seed from the legacy migration may differ."""
     import data_contracts as dc
     from sync.pull import diff
 
-    tables = diff(ctx.con, bigquery(ctx), ctx.settings, [c.fqn for c in dc.CONTRACTS if c.sync == "push"])
+    names = [c.fqn for c in dc.CONTRACTS if c.sync == "push"]
+    if only_pushed_now:
+        pushed = ctx.results.get("push", {}).get("pushed_ids", [])
+        touched = {r[0] for r in ctx.con.execute(
+            "SELECT DISTINCT unnest(table_names) FROM ops.batches WHERE batch_id IN (SELECT unnest(?))", [pushed]
+        ).fetchall()} if pushed else set()
+        names = [n for n in names if n in touched]
+        if not names:
+            return {"tables": 0, "equal": 0, "differ": 0, "partitions": 0,
+                    "note": "nothing pushed now, nothing scanned (`cbi sync diff --all` checks every table)"}
+    tables = diff(ctx.con, bigquery(ctx), ctx.settings, names)
     differ = [t.table for t in tables if not t.ok]
     return {"tables": len(tables), "equal": len(tables) - len(differ), "differ": len(differ),
             "partitions": sum(len(t.partitions) for t in tables), "differ_items": differ, "ok": not differ}

@@ -6,8 +6,8 @@ detects them). BigQuery is the configured project (CBI_BQ_PROJECT, CBI_BQ_LOCATI
 credentials from ADC), or CBI_BQ_ENDPOINT for an emulator. The steps are the demo's
 without the sample-data ones: ingest -> health -> coverage -> features (canonical) ->
 training (canonical, only when a matrix changed) -> BigQuery layout -> push -> pull ->
-parity. `cbi daemon` runs CYCLE of them each cycle (the report-only steps, health,
-coverage and parity, are left to `cbi run`: parity scans every pushed table in BigQuery).
+parity (of the tables this run pushed to). `cbi daemon` runs CYCLE of them each cycle (the
+report-only steps, health, coverage and parity, are left to `cbi run`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ SYNC: list[Step] = [
     ("bigquery layout", job.bigquery_layout),
     ("push", job.push_step),
     ("pull", job.pull_step),
-    ("parity", job.parity_step),
+    # Parity of what this run pushed, not of every table: a run that pushed nothing bills nothing.
+    ("parity", lambda ctx: job.parity_step(ctx, only_pushed_now=True)),
 ]
 CYCLE = ("ingest", "features", "training", "push", "pull")
 

@@ -71,6 +71,8 @@ def test_run_closes_the_loop_and_is_idempotent(tmp_path: Path, inbox: Path, bq_e
     assert second["ok"] and not second["changed"], second["changes"]
     assert second["steps"]["ingest"]["unchanged"] == ingest["files"] and second["steps"]["push"]["jobs"] == 0
     assert "Nothing changed" in again.stderr
+    # Parity covers what the run pushed: the second run pushed nothing, so it scanned nothing in BigQuery.
+    assert second["steps"]["parity"]["tables"] == 0 and "nothing scanned" in second["steps"]["parity"]["note"]
 
 
 def test_run_without_credentials_says_what_to_do(tmp_path: Path, inbox: Path):
