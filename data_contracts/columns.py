@@ -141,6 +141,9 @@ macro = struct(
     _f("vix_regime", "VIX bucket: low (<15), normal (15-25), high (25-35), crisis (>35).", "STRING"),
     _f("wti", "WTI spot (DCOILWTICO)."),
     _f("crush_margin", "Board crush margin from ZS, ZM, ZL closes when all exist."),
+    _f("dgs2", "2-year Treasury constant-maturity yield (DGS2)."),
+    _f("brent", "Brent spot (DCOILBRENTEU)."),
+    _f("t10yie", "10-year breakeven inflation rate (T10YIE)."),
 )
 cross_asset = struct(
     "cross_asset",

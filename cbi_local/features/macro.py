@@ -8,11 +8,12 @@ latest known). If that observation became available more than `stale_after` days
 
 Rules (conservative; FRED/source release practice in brackets):
 
-* ``daily``  DGS10, T10Y2Y, VIXCLS: usable from D + 1 day [H.15 and CBOE values appear on
-  FRED the next business day].
-* ``weekly`` DTWEXBGS, DCOILWTICO: daily values published once a week; usable from the
-  Thursday of the week after D's week (Monday of D's week + 10 days) [H.10 dollar index:
+* ``daily``  DGS10, DGS2, T10Y2Y, T10YIE, VIXCLS: usable from D + 1 day [H.15 and CBOE values
+  appear on FRED the next business day; T10YIE is computed from H.15 yields].
+* ``weekly`` DTWEXBGS, DCOILWTICO, DCOILBRENTEU: daily values published once a week; usable from
+  the Thursday of the week after D's week (Monday of D's week + 10 days) [H.10 dollar index:
   weekly on Monday for the previous week; EIA spot prices: weekly, mid-week].
+* left out: CPIAUCSL and USREC (see MACRO_SERIES).
 * ``monthly`` FEDFUNDS (observation dated the 1st of month M, the month's average): usable
   from the 15th of month M+1 (D + 1 month + 14 days) [FRED publishes it in the first days of
   M+1; the 15th leaves a margin for holidays and revisions].
@@ -46,7 +47,13 @@ MACRO_SERIES = (
     MacroSeries("fed_funds", "FEDFUNDS", "monthly", 45),
     MacroSeries("vix", "VIXCLS", "daily", 10),
     MacroSeries("wti", "DCOILWTICO", "weekly", 21),
+    MacroSeries("dgs2", "DGS2", "daily", 10),
+    MacroSeries("brent", "DCOILBRENTEU", "weekly", 21),
+    MacroSeries("t10yie", "T10YIE", "daily", 10),
 )
+# Left out, on purpose: CPIAUCSL (its release calendar is not in the data: BLS publishes month M's CPI
+# mid-M+1, later in a shutdown, so no fixed lag is safe) and USREC (NBER dates recessions months or years
+# after the fact and FRED revises the series back: any value would be look-ahead).
 SERIES_IDS = tuple(s.series_id for s in MACRO_SERIES)
 CRUSH_LEGS = ("ZS", "ZM", "ZL")
 VIX_BUCKETS = ((15.0, "low"), (25.0, "normal"), (35.0, "high"))

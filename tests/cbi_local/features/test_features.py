@@ -217,7 +217,8 @@ def _available(rule: str, d: dt.date) -> dt.date:
 
 MACRO = {"dgs10": ("DGS10", "daily", 10), "t10y2y": ("T10Y2Y", "daily", 10), "vix": ("VIXCLS", "daily", 10),
          "dollar_index": ("DTWEXBGS", "weekly", 21), "wti": ("DCOILWTICO", "weekly", 21),
-         "fed_funds": ("FEDFUNDS", "monthly", 45)}
+         "fed_funds": ("FEDFUNDS", "monthly", 45), "dgs2": ("DGS2", "daily", 10), "t10yie": ("T10YIE", "daily", 10),
+         "brent": ("DCOILBRENTEU", "weekly", 21)}
 
 
 def test_macro_values_respect_the_publication_lag(con, sample_data):
