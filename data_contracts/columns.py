@@ -166,6 +166,17 @@ cross_asset = struct(
     _f("dxy_corr_63d", "Correlation of the symbol\'s 1-day log returns with the dollar index (research: DXY; canonical: DX)\'s over the last 63 rows (>= 40 pairs)."),
     _f("oil_share", "ZL x 11 / (ZL x 11 + ZM x 2.2): soybean oil's share of the crush value, same-date closes."),
 )
+calendar = struct(
+    "calendar",
+    "The date's place in the year and in the US soybean season (USDA NASS usual dates, most active, national: "
+    "planting 1 May - 15 June, harvest 20 September - 10 November).",
+    _f("month", "Month of the date (1-12).", "INT64"),
+    _f("week_of_year", "ISO week of the date.", "INT64"),
+    _f("days_to_planting", "Days until the planting window opens; 0 inside it.", "INT64"),
+    _f("days_to_harvest", "Days until the harvest window opens; 0 inside it.", "INT64"),
+    _f("in_planting", "The date is inside the planting window.", "BOOL"),
+    _f("in_harvest", "The date is inside the harvest window.", "BOOL"),
+)
 positioning = struct(
     "positioning",
     "CFTC Commitments of Traders for the symbol's contract market (raw_intelligence.cftc_cot), as known on the date: "

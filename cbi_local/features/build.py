@@ -48,7 +48,7 @@ from data_contracts import to_duckdb, to_polars
 from .. import batches, calendars, health
 from ..warehouse import transaction
 from . import indicators as ind
-from . import cross_asset, macro, positioning
+from . import cross_asset, macro, positioning, seasonal
 
 MATRIX = dc.get("features.daily_ml_matrix")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
@@ -313,6 +313,7 @@ def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
     by_date = left(by_date, cross_asset.leg_frame(inputs.daily.lazy(), source), on="date")
     lf = cross_asset.with_correlations(left(lf, by_date, on="date"))
     lf = left(lf, positioning.positioning_frame(base.select("symbol", "date"), inputs.cot.lazy()), on=["symbol", "date"])
+    lf = lf.with_columns(seasonal.calendar_exprs())
     # in-memory: the pandas windows (indicators._trailing) must see whole columns, not streamed batches
     return lf.with_columns(pl.lit(source).alias("matrix_source")).collect(engine="in-memory")
 

@@ -1,7 +1,7 @@
 """The training frame: one symbol's rows of features.daily_ml_matrix, flattened, in date order.
 
 Features are derived from the contract, never listed by hand: every numeric or boolean field
-of the market_data, pivots, regime, macro, cross_asset and positioning STRUCTs, except
+of the market_data, pivots, regime, macro, cross_asset, positioning and calendar STRUCTs, except
   * price-level fields (open, high, low, close, vwap, moving averages, pivot levels): a tree
     cannot extrapolate a level it never saw, so they enter as ratios to the close instead
     (`rel__<field>` = field / close - 1);
@@ -28,7 +28,7 @@ from data_contracts.to_duckdb import quote
 from ..features.export import SEP, flat_columns, flat_select_sql
 
 MATRIX = dc.get("features.daily_ml_matrix")
-STRUCTS = ("market_data", "pivots", "regime", "macro", "cross_asset", "positioning")
+STRUCTS = ("market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar")
 LEVEL_FIELDS = {
     "market_data": ("open", "high", "low", "close", "vwap", "ma_5", "ma_21", "ma_63"),
     "pivots": ("p", "r1", "r2", "s1", "s2"),

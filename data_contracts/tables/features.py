@@ -8,10 +8,10 @@ from ..model import Contract, FlatView, Partition
 daily_ml_matrix = Contract(
     dataset="features",
     table="daily_ml_matrix",
-    description="One row per (date, symbol): market, pivots, regime, macro, cross-asset and positioning STRUCTs plus forward targets per horizon.",
+    description="One row per (date, symbol): market, pivots, regime, macro, cross-asset, positioning and calendar STRUCTs plus forward targets per horizon.",
     columns=(
         c.date.required(), c.symbol.required(), c.matrix_source.required(), c.regime_name,
-        c.market_data, c.pivots, c.regime, c.macro, c.cross_asset, c.positioning, *c.TARGETS, *c.FORWARD_CLOSES, c.batch_id, c.created_at,
+        c.market_data, c.pivots, c.regime, c.macro, c.cross_asset, c.positioning, c.calendar, *c.TARGETS, *c.FORWARD_CLOSES, c.batch_id, c.created_at,
     ),
     primary_key=("date", "symbol", "matrix_source"),
     partition=Partition("date", "MONTH"),

@@ -543,3 +543,19 @@ def test_canonical_rows_never_read_research_series_for_cross_asset(con):
                     "count(cross_asset__oil_share) FROM features.vw_daily_ml_flat WHERE matrix_source = 'canonical' "
                     "AND symbol = 'ZL'").fetchone()
     assert n[0] > 2000 and n[1:] == (0, 0, 0)
+
+
+def test_calendar_features_recomputed_independently(con):
+    def days_to(d: dt.date, start: tuple[int, int], end: tuple[int, int]) -> tuple[int, bool]:
+        s, e = dt.date(d.year, *start), dt.date(d.year, *end)
+        if s <= d <= e:
+            return 0, True
+        nxt = s if d < s else dt.date(d.year + 1, *start)
+        return (nxt - d).days, False
+
+    rows = _matrix(con, "canonical")
+    assert len(rows) > 2000
+    for d, row in rows.items():
+        assert (row["calendar__month"], row["calendar__week_of_year"]) == (d.month, d.isocalendar()[1]), d
+        assert (row["calendar__days_to_planting"], row["calendar__in_planting"]) == days_to(d, (5, 1), (6, 15)), d
+        assert (row["calendar__days_to_harvest"], row["calendar__in_harvest"]) == days_to(d, (9, 20), (11, 10)), d
