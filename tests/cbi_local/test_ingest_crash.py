@@ -94,8 +94,8 @@ def _fresh(tmp_path: Path) -> Path:
 
 
 # Every step of the ingest where a kill can land (stage:n = after the n-th table's rows committed).
-INGEST_FAULTS = ["open", "stage:1", "stage:4", "finish", "gate", "continuous", "close"]
-MIGRATE_FAULTS = ["open", "stage:1", "stage:3", "stage:6", "finish", "gate", "continuous", "close"]  # 6 stages
+INGEST_FAULTS = ["open", "stage:1", "finish", "gate", "continuous", "close"]
+MIGRATE_FAULTS = ["open", "stage:1", "stage:6", "finish", "gate", "continuous", "close"]  # 6 stages: the first and the last
 
 
 @pytest.mark.parametrize("fault", INGEST_FAULTS)
@@ -148,7 +148,7 @@ def test_a_kill_after_the_close_committed_leaves_nothing_to_redo(reference, samp
     assert "rolled back" not in again.stderr
 
 
-@pytest.mark.parametrize("after", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("after", [1.5, 3.0])
 def test_timed_kills_of_ingest_then_migration_end_as_an_uninterrupted_run(after, reference, sample_data, tmp_path):
     home = _fresh(tmp_path)
     for args in (ingest_args(sample_data), migrate_args(sample_data)):
