@@ -18,8 +18,6 @@ import fcntl
 import json
 import os
 import re
-import signal
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -29,15 +27,14 @@ from typing import Any
 import duckdb
 
 import data_contracts as dc
+from cbi_local.faults import maybe_fault
 from cbi_local.warehouse import transaction
 
 FAULT_ENV = "CBI_SYNC_FAULT"
 # BigQuery's job statistics of a step, kept in the entry's detail JSON (summed over the step's query jobs).
 BYTES_BILLED = "bytes_billed"
 BYTES_PROCESSED = "bytes_processed"
-GATE_ENV = "CBI_SYNC_FAULT_GATE"
 LOG = dc.get("ops.sync_log")
-_fault_counts: dict[str, int] = {}
 
 
 def now() -> datetime:
@@ -81,26 +78,8 @@ def redact(text: str) -> str:
 
 
 def _maybe_fault(step: str) -> None:
-    """`after:<step>[:n]` SIGKILLs the process; `wait:<step>[:n]` creates the file named by
-    CBI_SYNC_FAULT_GATE and blocks until it is removed (so a test can stop BigQuery mid-run)."""
-    spec = os.environ.get(FAULT_ENV, "")
-    kind, _, rest = spec.partition(":")
-    if kind not in ("after", "wait"):
-        return
-    want, _, nth_text = rest.partition(":")
-    nth = int(nth_text) if nth_text else 1
-    if want != step:
-        return
-    _fault_counts[step] = _fault_counts.get(step, 0) + 1
-    if _fault_counts[step] != nth:
-        return
-    if kind == "after":
-        os.kill(os.getpid(), signal.SIGKILL)
-    gate = Path(os.environ[GATE_ENV])
-    gate.touch()
-    deadline = time.monotonic() + 120
-    while gate.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """The sync's fault points (see the module doc), through the one fault hook (cbi_local.faults)."""
+    maybe_fault(FAULT_ENV, step)
 
 
 class Journal:
