@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import duckdb
@@ -16,6 +15,8 @@ from tui.screens.help import HelpScreen
 from tui.widgets.checks_table import ChecksTable
 from tui.widgets.rows_table import RowsTable
 
+from .tui_pilot import run, settle
+
 
 def q(home: Path, sql: str, params=None):
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
@@ -23,17 +24,6 @@ def q(home: Path, sql: str, params=None):
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
-
-
-async def settle(pilot, app) -> None:
-    for _ in range(3):
-        await pilot.pause(0.1)
-        await app.workers.wait_for_complete()
-    await pilot.pause(0.1)
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_overview_paints_real_counts_and_states(home: Path):

@@ -10,14 +10,14 @@ import pytest
 
 from tui.app import CbiApp
 
+from .tui_pilot import settle
+
 SIZE = (100, 32)
 
 
 async def _settle(pilot) -> None:
-    for _ in range(4):
-        await pilot.pause(0.1)
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.2)
+    await settle(pilot, pilot.app)
+    await pilot.pause(0.1)
 
 
 def _before(*keys: str):
