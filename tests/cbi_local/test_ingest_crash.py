@@ -26,11 +26,15 @@ from data_contracts.to_duckdb import quote, table_ref
 
 CBI = str(Path(sys.executable).parent / "cbi")
 # Columns a rerun cannot reproduce (ids, clocks; a health result's sample rows, which any two runs
-# pick differently and which carry their ingested_at); batch ids inside texts are masked too.
+# pick differently and which carry their ingested_at); batch ids inside texts are masked too. A
+# freshness result's measured value is a clock reading as well (days from today to the newest row:
+# the reference and a rerun after midnight differ by one), so it is masked for that rule alone.
 VOLATILE = {"batch_id", "ingested_at", "quarantine_id", "quarantined_at", "resolved_at", "created_at", "conflict_id",
             "check_id", "checked_at", "sample_keys"}
 BATCH_ID = r"(ingest|migrate|release)-[0-9]{8}T[0-9]{6}-[0-9a-f]{8}"
 SNAPSHOT = [c for c in dc.CONTRACTS if c.fqn not in ("ops.batches", "ops.sync_log", "ops.daemon_heartbeat")]
+CLOCK_READINGS = {"monitoring.health_checks": {"measured_value": "CASE WHEN rule = 'freshness' THEN NULL ELSE measured_value END"}}
+LISTED = 1000  # a table this small is kept row by row, so a failing comparison shows the rows that differ
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -50,9 +54,12 @@ def snapshot(home: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
         for c in SNAPSHOT:
-            cols = [quote(n) for n in c.column_names if n not in VOLATILE]
-            row = f"regexp_replace(CAST(to_json(struct_pack({', '.join(f'{x} := {x}' for x in cols)})) AS VARCHAR), '{BATCH_ID}', '<batch>', 'g')"
-            out[c.fqn] = con.execute(f"SELECT count(*), coalesce(sum(hash({row})), 0) FROM {table_ref(c)}").fetchone()
+            masked = CLOCK_READINGS.get(c.fqn, {})
+            cols = [(quote(n), masked.get(n, quote(n))) for n in c.column_names if n not in VOLATILE]
+            row = f"regexp_replace(CAST(to_json(struct_pack({', '.join(f'{x} := {e}' for x, e in cols)})) AS VARCHAR), '{BATCH_ID}', '<batch>', 'g')"
+            n, h = con.execute(f"SELECT count(*), coalesce(sum(hash({row})), 0) FROM {table_ref(c)}").fetchone()
+            rows = [r for (r,) in con.execute(f"SELECT {row} FROM {table_ref(c)} ORDER BY 1").fetchall()] if n <= LISTED else None
+            out[c.fqn] = Rows(n, h, rows)
         out["batches"] = sorted(con.execute(
             "SELECT kind, status, rows_read, rows_loaded, rows_quarantined, rows_duplicate, list_sort(table_names) "
             "FROM ops.batches WHERE status NOT IN ('rolled_back', 'empty')"
@@ -61,8 +68,28 @@ def snapshot(home: Path) -> dict[str, object]:
     return out
 
 
+class Rows(tuple):
+    """(count, hash) of a table, and for a small one its rows, so a diff can name them."""
+
+    def __new__(cls, n: int, h: int, rows: list[str] | None):
+        self = super().__new__(cls, (n, h))
+        self.rows = rows
+        return self
+
+
 def diff(a: dict, b: dict) -> dict:
-    return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    """What differs, per key; for a listed table the rows only one side has."""
+    out = {}
+    for k in a:
+        if a[k] == b.get(k):
+            continue
+        x, y = a[k], b.get(k)
+        if isinstance(x, Rows) and isinstance(y, Rows) and x.rows is not None and y.rows is not None:
+            only_a, only_b = sorted(set(x.rows) - set(y.rows)), sorted(set(y.rows) - set(x.rows))
+            out[k] = {"counts": (x[0], y[0]), "only_in_reference": only_a[:5], "only_in_rerun": only_b[:5]}
+        else:
+            out[k] = (x, y)
+    return out
 
 
 def ingest_args(sample: Path) -> list[str]:
