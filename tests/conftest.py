@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24; Rich freezes them when the CLI's Console is
+# created (at import), so a test's own COLUMNS would be ignored. Without them Rich reads COLUMNS per
+# call, as in a serial run and as a user's shell gives it.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
 
 from sync.emulator import (
     BigQueryEmulator,
