@@ -414,6 +414,9 @@ def record_results(con: duckdb.DuckDBPyConnection, results: list[CheckResult], b
 # The legacy migration (cbi_local/ingest/legacy.py `_record_checks`) writes one health_checks row per
 # defect, its message starting with this prefix; the batch gate's rows for the same batch do not.
 MIGRATION_PREFIX = "migrate-legacy "
+# The rows of monitoring.health_checks that are live checks (what `cbi health` counts as failed),
+# not a migration's recorded defects.
+LIVE_CHECKS_SQL = f"NOT starts_with(coalesce(message, ''), '{MIGRATION_PREFIX}')"
 
 
 def recorded_checks(con: duckdb.DuckDBPyConnection, batch_id: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import duckdb
 
 import data_contracts as dc
+from cbi_local import health as health_checks
 from data_contracts.model import Column, Contract
 from data_contracts.to_duckdb import table_ref
 
@@ -192,7 +193,7 @@ class Overview:
     size_bytes: int
     wal_bytes: int
     tables: list[TableStat]
-    checks_failing: int
+    checks_failing: int  # live checks, as `cbi health` counts them (a migration's defects apart)
     checks_warning: int
     checks_total: int
     checked_at: datetime | None
@@ -202,6 +203,7 @@ class Overview:
     last_pull: datetime | None
     last_sync_error: dict[str, Any] | None
     daemon: dict[str, Any] | None
+    recorded_defects: int = 0  # the latest legacy migration's defects (`cbi health`'s "recorded")
     read_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     read_seconds: float = 0.0
 
@@ -209,9 +211,6 @@ class Overview:
     def pending_batches(self) -> int:
         return self.batches.get("validated", 0) + self.batches.get("open", 0)
 
-    @property
-    def failed_batches(self) -> int:
-        return self.batches.get("failed", 0) + self.batches.get("failed_validation", 0)
 
 
 def row_counts(con: duckdb.DuckDBPyConnection, contracts: list[Contract] | None = None) -> dict[str, int | None]:
@@ -227,16 +226,38 @@ def row_counts(con: duckdb.DuckDBPyConnection, contracts: list[Contract] | None 
     return out
 
 
-_LATEST_CHECKS = """
-    SELECT * FROM monitoring.health_checks
-    QUALIFY row_number() OVER (PARTITION BY table_name, rule, coalesce(rule_columns, ''), coalesce(engine, '')
+_LATEST_CHECKS = f"""
+    SELECT * FROM monitoring.health_checks WHERE {health_checks.LIVE_CHECKS_SQL}
+    QUALIFY row_number() OVER (PARTITION BY table_name, rule, coalesce(rule_columns, ''), coalesce(threshold, ''),
+                                            coalesce(engine, '')
                                ORDER BY checked_at DESC, measured_value DESC NULLS LAST, message) = 1
 """
 
 
 def latest_checks(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Latest result per (table, rule, columns, engine) in monitoring.health_checks."""
+    """Latest live result per (table, rule, columns, threshold, engine) in monitoring.health_checks (one
+    rule may measure several thresholds: no_placeholders has four per column); a legacy
+    migration's recorded defects are not among them (`recorded_defects`), as in `cbi health`."""
     return _dicts(con.execute(_LATEST_CHECKS + " ORDER BY status = 'pass', status = 'warn', table_name, rule, rule_columns, engine"))
+
+
+RECORDED = "recorded"  # the status the Checks list gives a migration's defect: its rows were dealt with then
+CHECK_ORDER = {"fail": 0, "warn": 1, RECORDED: 2, "pass": 3}  # the Checks list: live problems first
+
+
+def recorded_defects(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The latest legacy migration's defects, read by the same function `cbi health` uses, shaped as
+    check rows (status `recorded`, engine `migration`, the legacy table it came from; the stored verdict
+    kept as `recorded_status`)."""
+    rec = health_checks.recorded_checks(con)
+    return [
+        {"table_name": d["table"], "rule": d["rule"], "rule_columns": None, "legacy_table": d["legacy_table"], "status": RECORDED,
+         "recorded_status": d["status"], "severity": d["severity"], "measured_value": d["rows"],
+         "threshold": d["threshold"], "engine": "migration", "message": d["message"],
+         "sample_keys": json.dumps(d["sample"], default=str) if d["sample"] else None,
+         "checked_at": rec["checked_at"], "batch_id": rec["batch_id"]}
+        for d in rec["defects"]
+    ]
 
 
 def _sync_summary(con: duckdb.DuckDBPyConnection, present: set[str]) -> tuple[Any, Any, Any, Any]:
@@ -282,6 +303,7 @@ def overview(path: Path) -> Overview:
                 slot[0] += 1
             elif c["status"] in ("warn", "fail"):
                 slot[1] += 1
+        defects = recorded_defects(con) if "monitoring.health_checks" in present else []
         held = dict(
             con.execute("SELECT table_name, count(*) FROM monitoring.quarantine WHERE status = 'held' GROUP BY 1").fetchall()
         ) if "monitoring.quarantine" in present else {}
@@ -298,6 +320,7 @@ def overview(path: Path) -> Overview:
             checks_total=len(checks), checked_at=max((c["checked_at"] for c in checks), default=None),
             batches=batches, quarantine_held=sum(held.values()),
             last_push=last_push, last_pull=last_pull, last_sync_error=last_error, daemon=daemon,
+            recorded_defects=len(defects),
         )
 
     ov = read(path, q)
@@ -339,7 +362,8 @@ def preview(path: Path, fqn: str, limit: int = 50) -> tuple[list[str], list[tupl
 def health(path: Path) -> dict[str, Any]:
     def q(con):
         present = _tables_present(con)
-        checks = latest_checks(con) if "monitoring.health_checks" in present else []
+        checks = latest_checks(con) + recorded_defects(con) if "monitoring.health_checks" in present else []
+        checks.sort(key=lambda c: CHECK_ORDER.get(c["status"], len(CHECK_ORDER)))  # stable: each group keeps its order
         quarantine = []
         if "monitoring.quarantine" in present:
             from cbi_local import quarantine as qmod

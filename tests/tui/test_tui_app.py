@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cbi_local import health
 from tui import data
 from tui.app import CbiApp
 from tui.screens.confirm import ConfirmScreen
@@ -78,12 +79,17 @@ def test_health_lists_latest_problems_history_samples_and_toggles(home: Path):
             await pilot.press("3")
             await settle(pilot, app)
             table = app.screen.query_one(ChecksTable)
-            problems = q(home, """SELECT count(*) FROM (SELECT status FROM monitoring.health_checks QUALIFY row_number() OVER (
-                PARTITION BY table_name, rule, coalesce(rule_columns, ''), coalesce(engine, '') ORDER BY checked_at DESC, measured_value DESC NULLS LAST, message) = 1)
+            live = q(home, f"""SELECT count(*) FROM (SELECT status FROM monitoring.health_checks WHERE {health.LIVE_CHECKS_SQL}
+                QUALIFY row_number() OVER (PARTITION BY table_name, rule, coalesce(rule_columns, ''), coalesce(threshold, ''),
+                coalesce(engine, '') ORDER BY checked_at DESC, measured_value DESC NULLS LAST, message) = 1)
                 WHERE status <> 'pass'""")[0][0]
-            assert table.row_count == problems > 0
+            recorded = q(home, "SELECT count(*) FROM monitoring.health_checks WHERE starts_with(message, ?)",
+                         [health.MIGRATION_PREFIX])[0][0]
+            problems = live + recorded  # the live problems, then the migration's recorded defects
+            assert table.row_count == problems and live > 0 and recorded > 0
+            assert [c["status"] == "recorded" for c in table.checks] == [False] * live + [True] * recorded
             first = table.checks[0]
-            assert first["status"] == "fail"
+            assert first["status"] in ("fail", "warn")
             text = app.export_text()
             assert "sample of offending rows/keys" in text
             detail = app.screen.detail_plain

@@ -50,6 +50,11 @@ def test_tui_safety_three_keys_from_the_checks_tab_drop_nothing(home: Path):
             assert isinstance(app.screen, HealthScreen)
             assert app.screen.query_one("#health-tabs").active == "checks-tab"
             assert isinstance(app.focused, ChecksTable)  # focus on the table, not the tab strip
+            # The cursor on a check whose rows are held (a recorded migration defect), as a user would pick.
+            checks = app.focused
+            at = next(i for i, c in enumerate(checks.checks) if (c["table_name"], c["rule"]) in before)
+            checks.move_cursor(row=at)
+            await settle(pilot, app)
             for keys in (("D", "y"), ("R", "y"), ("D", "enter")):
                 await press(pilot, app, *keys)
                 assert isinstance(app.screen, HealthScreen), "no dialog may open from the Checks tab"

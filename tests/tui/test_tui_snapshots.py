@@ -35,7 +35,9 @@ def _before(*keys: str):
     [
         ("overview", ()),
         ("tables", ("2",)),
-        ("health", ("3",)),
+        # The cursor on the last problem (a migration's recorded defect): the first, a freshness warning,
+        # lists its history, whose ingest-gate entry is an age measured against the real today.
+        ("health", ("3", "ctrl+end")),
         ("coverage", ("4",)),
         ("sync", ("5",)),
         ("training", ("6",)),

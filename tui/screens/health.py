@@ -102,7 +102,8 @@ class HealthScreen(DataScreen):
     def on_check_selected(self, message: CheckSelected) -> None:
         c = message.check
         self.show_check(c)
-        self.load_history(c["table_name"], c["rule"], c.get("rule_columns"))
+        if c["status"] != data.RECORDED:  # a migration's defect is one recording, not a series of checks
+            self.load_history(c["table_name"], c["rule"], c.get("rule_columns"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a check opens its held rows in the Quarantine tab (when it has any)."""

@@ -12,11 +12,14 @@ from textual.widgets import DataTable
 from ..messages import CheckSelected
 from .rows_table import KeptCursor
 
-STATUS = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+STATUS = {"pass": "green", "warn": "yellow", "fail": "bold red", "recorded": "cyan"}
 
 
 def check_key(c: dict[str, Any]) -> str:
-    return "\x1f".join((c["table_name"], c["rule"], c.get("rule_columns") or "", c.get("engine") or ""))
+    # A migration records several defects under one rule and legacy table: its message tells them apart.
+    extra = (c.get("message") or "",) if c["status"] == "recorded" else ()
+    return "\x1f".join((c["table_name"], c["rule"], c.get("rule_columns") or "", c.get("threshold") or "",
+                        c.get("engine") or "", *extra))
 
 
 class ChecksTable(DataTable):
@@ -34,7 +37,8 @@ class ChecksTable(DataTable):
         for c in self.checks:
             m = c.get("measured_value")
             self.add_row(
-                Text(c["status"], style=STATUS.get(c["status"], "")), c["table_name"], c["rule"], c.get("rule_columns") or "",
+                Text(c["status"], style=STATUS.get(c["status"], "")), c["table_name"], c["rule"],
+                c.get("rule_columns") or (f"from {c['legacy_table']}" if c.get("legacy_table") else ""),
                 "" if m is None else f"{m:,.6g}", c.get("threshold") or "", c.get("engine") or "", key=check_key(c),
             )
         kept.restore()

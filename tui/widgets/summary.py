@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from data_contracts.tables.ops import BATCH_STATUSES
+
 from ..data import Overview, age_seconds, human_age, human_bytes
+
+
+# How the batches line names each status (ops.BatchStatus); every status present is shown, so the parts
+# add up to the total.
+BATCH_WORDS = {"open": ("open", "yellow"), "validated": ("pending", "yellow"), "failed_validation": ("failed", "red"),
+               "pushed": ("pushed", ""), "empty": ("empty", "dim"), "rolled_back": ("rolled back", "dim")}
+
+
+def batches_line(batches: dict[str, int]) -> Text:
+    """`6: 5 pushed, 1 empty (loaded nothing)`: the count of every status present, in the contract's order."""
+    order = [s for s in BATCH_STATUSES if s in batches] + sorted(set(batches) - set(BATCH_STATUSES))
+    parts: list[Any] = [f"{sum(batches.values())}" + (": " if order else "")]
+    for i, status in enumerate(order):
+        word, style = BATCH_WORDS.get(status, (status, ""))
+        parts += ([", "] if i else []) + [(f"{batches[status]} {word}", style)]
+    return Text.assemble(*parts)
 
 
 class Summary(Static):
@@ -28,11 +48,11 @@ class Summary(Static):
         t.add_row("tables", f"{n} of {len(ov.tables)} ({rows:,} rows)")
         style = "red" if ov.checks_failing else "green"
         t.add_row("checks", Text.assemble((f"{ov.checks_failing} failing", style), f", {ov.checks_warning} warnings of {ov.checks_total}"))
+        if ov.recorded_defects:
+            t.add_row("", Text(f"{ov.recorded_defects} migration defects (rows quarantined then)", style="cyan"))
         t.add_row("last check", when(ov.checked_at))
         t.add_row("quarantine", Text(f"{ov.quarantine_held:,} rows held", style="yellow" if ov.quarantine_held else ""))
-        t.add_row("batches", Text.assemble(
-            f"{sum(ov.batches.values())}: ", (f"{ov.pending_batches} pending", "yellow" if ov.pending_batches else ""), ", ",
-            (f"{ov.failed_batches} failed", "red" if ov.failed_batches else ""), f", {ov.batches.get('pushed', 0)} pushed"))
+        t.add_row("batches", batches_line(ov.batches))
         t.add_row("last push", when(ov.last_push))
         t.add_row("last pull", when(ov.last_pull))
         if ov.last_sync_error:
