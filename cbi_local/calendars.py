@@ -142,11 +142,6 @@ def _calendar(name: str):
     return mcal.get_calendar(name)
 
 
-def calendar_for(root: str):
-    """The pandas_market_calendars calendar of a root (hours, breaks, holidays)."""
-    return _calendar(product_group(root).calendar)
-
-
 def _day(value) -> dt.date:
     """A date from a date, a datetime (an aware one in UTC) or ISO text."""
     if isinstance(value, dt.datetime):

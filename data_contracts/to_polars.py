@@ -29,7 +29,3 @@ def dtype(col: Column) -> pl.DataType:
 
 def schema(contract: Contract) -> pl.Schema:
     return pl.Schema({c.name: dtype(c) for c in contract.columns})
-
-
-def empty_frame(contract: Contract) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema(contract))

@@ -204,9 +204,6 @@ class Fingerprint:
     xor: int
     total: int
 
-    def as_list(self) -> list[int]:
-        return [self.rows, self.xor, self.total]
-
 
 def _agg(engine: str, text: str) -> str:
     if engine == "bigquery":

@@ -143,24 +143,6 @@ class Journal:
         if status == "done":
             _maybe_fault(step)
 
-    def done_steps(self, batch_id: str) -> dict[tuple[str | None, int | None, str], dict[str, Any]]:
-        """Completed steps of a batch: (table, chunk, step) -> the latest entry."""
-        rows = self.con.execute(
-            "SELECT table_name, chunk_index, step, job_id, row_count, byte_count, partition_count, detail "
-            "FROM ops.sync_log WHERE batch_id = ? AND status = 'done' ORDER BY finished_at",
-            [batch_id],
-        ).fetchall()
-        out: dict[tuple[str | None, int | None, str], dict[str, Any]] = {}
-        for table, chunk, step, job_id, rows_, bytes_, parts, detail in rows:
-            out[(table, chunk, step)] = {
-                "job_id": job_id,
-                "rows": rows_,
-                "bytes": bytes_,
-                "partitions": parts,
-                "detail": json.loads(detail) if detail else None,
-            }
-        return out
-
 
 def _bytes(jobs: list[Any], attr: str) -> int | None:
     """Sum of a job statistic over query jobs (None when no job reports it: loads, copies)."""

@@ -28,7 +28,7 @@ import data_contracts as dc
 from data_contracts.model import Contract
 
 from .fingerprint import VOLATILE, bq_quote, bq_table
-from .push import PRIVATE_SUFFIX, targets
+from .push import targets
 from .retry import call_deadline, client_retry, with_retries
 
 OWNERS_ENV = "CBI_PRIVATE_OWNERS"  # comma-separated IAM members, e.g. user:me@example.com
@@ -166,10 +166,6 @@ def row_access_policies(
                 mine.append(f"CREATE OR REPLACE ROW ACCESS POLICY cbi_pusher_all_rows ON {ref} GRANT TO ({_grant(pushers)}) FILTER USING (TRUE)")
             out += mine
     return out
-
-
-def private_tables() -> list[str]:
-    return [f"{c.dataset}.{c.table}{PRIVATE_SUFFIX}" for c in dc.CONTRACTS if c.sync == "push" and c.private_rows]
 
 
 def apply_policies(client: bigquery.Client, statements: list[str]) -> list[str]:

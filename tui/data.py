@@ -16,7 +16,6 @@ read-write connection only for the action, in a worker.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -520,7 +519,3 @@ def warehouse_path(home: Path) -> Path:
     from cbi_local.config import WAREHOUSE_FILE
 
     return home / WAREHOUSE_FILE
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0", "false")

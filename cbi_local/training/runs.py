@@ -64,7 +64,7 @@ METRIC_FIELDS = [f.name for f in MODEL_RUNS.column("metrics").fields]
 FOLD_FIELDS = [f.name for f in MODEL_RUNS.column("fold_metrics").fields]
 RUN_COLUMNS = set(MODEL_RUNS.column_names)
 FORECAST_COLUMNS = set(FORECASTS.column_names)
-SCORE_FIELDS = [f.name for f in MODEL_RUNS.column("scores").fields] if "scores" in RUN_COLUMNS else []
+SCORE_FIELDS = [f.name for f in MODEL_RUNS.column("scores").fields]
 INDICATIVE_SESSIONS = 126  # 6m and 12m: a few independent windows per fold
 
 
