@@ -34,16 +34,18 @@ class CbiApp(App):
         "training": TrainingScreen,
     }
     DEFAULT_MODE = "overview"
+    # Help, Quit and Refresh first: the footer lists a screen's own keys, then these in order, and cuts what does
+    # not fit; at 80 columns the screens' names are the ones that may go (they stay in Help).
     BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("r", "refresh", "Refresh"),
         Binding("1", "mode('overview')", "Overview"),
         Binding("2", "mode('tables')", "Tables"),
         Binding("3", "mode('health')", "Health"),
         Binding("4", "mode('coverage')", "Coverage"),
         Binding("5", "mode('sync')", "Sync"),
         Binding("6", "mode('training')", "Training"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, home: Path, stable: bool = False, refresh_every: float = 5.0) -> None:

@@ -283,6 +283,8 @@ def test_help_refresh_and_80x24(home: Path):
                 await settle(pilot, app)
                 lines = app.export_text().splitlines()
                 assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
-                assert "Overview" in lines[-1]  # the footer's keys are visible
+                footer = lines[-1]
+                assert "? Help" in footer and "q Quit" in footer, footer  # on every screen, at 80x24
+                assert "1 Overview" in footer or len(footer) >= 79, footer  # the screens' keys fill the rest
 
     run(go())
