@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     bq_location: str = Field(default="us-central1", description="BigQuery dataset location.")
     bq_endpoint: str | None = Field(default=None, description="API endpoint override (the local emulator).")
     gcs_bucket: str | None = Field(default=None, description="Bucket for staging large batches as Parquet.")
+    bq_max_partitions_per_job: int = Field(default=4000, ge=1, le=4000, description="Partitions one push job (load + MERGE) may touch (CBI_BQ_MAX_PARTITIONS_PER_JOB; BigQuery's limit, 4,000, is the most).")
     bq_max_bytes_billed: int = Field(default=10 * 1024**3, description="maximum_bytes_billed of every query job the sync runs (CBI_BQ_MAX_BYTES_BILLED; 0: no cap).")
     inbox: Path | None = Field(default=None, description="Folder the daemon ingests from (CBI_INBOX).")
     fred_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FRED_API_KEY", "CBI_FRED_API_KEY"),

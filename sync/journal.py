@@ -8,7 +8,9 @@ journaling it only repeats that step.
 Fault injection (tests): `CBI_SYNC_FAULT=after:<step>[:<n>]` SIGKILLs the process right
 after the n-th (default first) journal entry of <step> is committed; `wait:<step>[:<n>]`
 pauses there until the file named by CBI_SYNC_FAULT_GATE is removed. Steps: plan, stage,
-load, merge, verify, drop_staging, mark_pushed (push); pull_plan, download, replace (pull).
+load, merge, verify, drop_staging, mark_pushed (push); pull_plan, download, replace (pull);
+repartition (journaled once the holding copy is verified), and the two points between journal
+entries where a repartition can die, repartition_dropped and repartition_recreated (sync/push.py).
 """
 
 from __future__ import annotations

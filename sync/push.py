@@ -23,6 +23,12 @@ drop_staging  the staging table (and object, local file) removed.
 mark_pushed   the batch marked 'pushed' with pushed_at, in the same transaction as its journal entry.
 
 Every step is journaled after it succeeded (sync.journal); every step is idempotent.
+
+Before a target's first load in a run, its BigQuery table is brought to the contract: created if
+missing; **repartitioned** if its partitioning or clustering is not the contract's (BigQuery
+cannot change either in place: the rows go through a verified holding table
+`<table>__cbi_repartition` beside it and back, see Pusher.repartition; a killed repartition is
+finished by the next push); then additive schema changes applied, others refused (evolve_schema).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from google.cloud import bigquery
 
 import data_contracts as dc
 from cbi_local.config import Settings
+from cbi_local.faults import maybe_fault
 from data_contracts import to_bigquery
 from data_contracts.model import Contract
 from data_contracts.to_duckdb import quote as dq
@@ -49,12 +56,13 @@ from data_contracts.to_duckdb import table_ref
 from . import fingerprint as fp
 from .bigquery import schema as schema_mod
 from .bigquery.client import query_config
-from .journal import Journal, new_run_id, now, redact, sync_lock
+from .journal import FAULT_ENV, Journal, new_run_id, now, redact, sync_lock
 from .retry import Offline, call_deadline, client_retry, with_retries
 
 MAX_PARTITIONS = 4000
 STAGING_DATASET = "_cbi_staging"
 PRIVATE_SUFFIX = "_private"
+REPARTITION_SUFFIX = "__cbi_repartition"  # the holding table of a repartition, beside the table
 CHUNK_STEPS = ("stage", "load", "merge", "verify", "drop_staging")
 STEPS = ("plan", *CHUNK_STEPS, "mark_pushed")
 GCS_THRESHOLD_ENV = "CBI_GCS_THRESHOLD_BYTES"
@@ -117,6 +125,13 @@ def bq_table_for(target: Target, project: str) -> bigquery.Table:
     t.clustering_fields = base.clustering_fields
     t.labels = {**base.labels, "privacy": "private"}
     return t
+
+
+def partitioning(table: bigquery.Table) -> str:
+    """A table's partitioning and clustering as text ("MONTH on date, clustered by regime_name")."""
+    p = table.time_partitioning
+    spec = f"{p.type_} on {p.field}" if p else "unpartitioned"
+    return spec + (f", clustered by {', '.join(table.clustering_fields)}" if table.clustering_fields else "")
 
 
 def staging_name(batch_id: str, target: Target, chunk: int) -> str:
@@ -251,7 +266,7 @@ class Pusher:
         client: bigquery.Client,
         settings: Settings,
         run_id: str | None = None,
-        max_partitions: int = MAX_PARTITIONS,
+        max_partitions: int | None = None,
         gcs_client: Any = None,
     ) -> None:
         self.con = con
@@ -260,7 +275,8 @@ class Pusher:
         self.project = settings.bq_project
         self.run_id = run_id or new_run_id("push")
         self.journal = Journal(con, self.run_id)
-        self.max_partitions = max_partitions
+        # BigQuery's 4,000 partitions per job is the ceiling (Settings validates it); smaller is allowed.
+        self.max_partitions = min(max_partitions or settings.bq_max_partitions_per_job, MAX_PARTITIONS)
         self.staging_dir = settings.home / "sync" / "staging"
         self.gcs_client = gcs_client
         self._ensured: set[str] = set()
@@ -317,6 +333,7 @@ class Pusher:
         def run() -> None:
             dataset(STAGING_DATASET, "CBI Local push staging (one table per batch, table and chunk; dropped after the MERGE).", 7 * 24 * 3600 * 1000)
             dataset(target.contract.dataset, dc.DATASETS[target.contract.dataset])
+            self.finish_repartition(target)
             try:
                 existing = self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
             except NotFound:
@@ -324,10 +341,89 @@ class Pusher:
                 if report is not None:
                     report.created_tables.append(target.fqn)
             else:
+                if partitioning(existing) != partitioning(bq_table_for(target, self.project)):
+                    existing = self.repartition(target, existing)
                 self.evolve_schema(target, existing)
 
         with_retries("create datasets/tables", run)
         self._ensured.add(target.fqn)
+
+    # -- repartition: an existing table whose partitioning is not its contract's ----------------
+    # BigQuery cannot change a table's partitioning in place (nor CREATE OR REPLACE it with another
+    # spec), and a copy job keeps the source's. So: INSERT every row into a holding table with the
+    # contract's partitioning (in the same dataset: same location, no staging expiry), verify count
+    # and fingerprint, drop the original, recreate it from the contract's spec with the original
+    # schema, INSERT back, verify, drop the holding table. A kill at any point is finished by the
+    # next push (finish_repartition): the rows are always in the original, the holding table, or both.
+    def _holding(self, target: Target) -> str:
+        return f"{self.project}.{target.contract.dataset}.{target.table}{REPARTITION_SUFFIX}"
+
+    def _fingerprint(self, target: Target, fqn: str, columns: list[str]) -> tuple[int, ...]:
+        ds, name = fqn.split(".")[1:]
+        sql = fp.total_fingerprint_sql(target.contract, "bigquery", fp.bq_table(self.project, ds, name), columns=columns)
+        _, rows = self._query(sql, self._labels("repartition_verify", "-", target))
+        return tuple(int(v or 0) for v in rows[0])
+
+    def _copy_rows(self, target: Target, src: str, dest: str, columns: list[str]) -> tuple[int, ...]:
+        cols = ", ".join(f"`{c}`" for c in columns)
+        self._query(f"INSERT INTO `{dest}` ({cols}) SELECT {cols} FROM `{src}`", self._labels("repartition", "-", target))
+        got, want = self._fingerprint(target, dest, columns), self._fingerprint(target, src, columns)
+        if got != want:
+            raise SchemaRefused(f"{target.fqn}: repartition copy {dest} does not equal {src} (rows, fingerprint "
+                                f"{got} vs {want}); the original is untouched")
+        return got
+
+    def _create_like(self, target: Target, fqn: str, schema: list[bigquery.SchemaField]) -> None:
+        spec = bq_table_for(target, self.project)
+        t = bigquery.Table(fqn, schema=schema)
+        t.time_partitioning, t.clustering_fields = spec.time_partitioning, spec.clustering_fields
+        t.description, t.labels = spec.description, spec.labels
+        self.client.create_table(t, retry=client_retry(), timeout=call_deadline())
+
+    def repartition(self, target: Target, table: bigquery.Table) -> bigquery.Table:
+        """Rebuild `table` with its contract's partitioning and clustering, rows and schema kept."""
+        holding = self._holding(target)
+        before = partitioning(table)
+        columns = [f.name for f in table.schema if f.name in target.contract.column_names]
+        # A holding table next to an original that still has its old spec is from a kill before the
+        # drop below: the original is whole, the holding copy may not be.
+        self.client.delete_table(holding, not_found_ok=True, retry=client_retry(), timeout=call_deadline())
+        self._create_like(target, holding, table.schema)
+        fingerprint = self._copy_rows(target, f"{self.project}.{target.fqn}", holding, columns)
+        self.journal.record("repartition", table=target.fqn, rows=fingerprint[0],
+                            detail={"from": before, "to": partitioning(bq_table_for(target, self.project)), "holding": holding})
+        self.client.delete_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
+        maybe_fault(FAULT_ENV, "repartition_dropped")
+        return self.finish_repartition(target)  # type: ignore[return-value]
+
+    def finish_repartition(self, target: Target) -> bigquery.Table | None:
+        """Complete a repartition a kill interrupted (a holding table exists); None when there is none."""
+        holding = self._holding(target)
+        try:
+            held = self.client.get_table(holding, retry=client_retry(), timeout=call_deadline())
+        except NotFound:
+            return None
+        fqn = f"{self.project}.{target.fqn}"
+        columns = [f.name for f in held.schema if f.name in target.contract.column_names]
+        try:
+            current = self.client.get_table(fqn, retry=client_retry(), timeout=call_deadline())
+        except NotFound:
+            self._create_like(target, fqn, held.schema)
+            maybe_fault(FAULT_ENV, "repartition_recreated")
+            self._copy_rows(target, holding, fqn, columns)
+        else:
+            if partitioning(current) != partitioning(held):
+                # Killed before the original was dropped: it is whole; start over from it.
+                self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
+                return None
+            if self._fingerprint(target, fqn, columns) != self._fingerprint(target, holding, columns):
+                # Killed between recreating the original and its verified INSERT: fill it again.
+                self._query(f"DELETE FROM `{fqn}` WHERE TRUE", self._labels("repartition", "-", target))
+                self._copy_rows(target, holding, fqn, columns)
+        self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
+        if self.report is not None:
+            self.report.schema_changes.append(f"{target.fqn}: repartitioned to {partitioning(held)}")
+        return self.client.get_table(fqn, retry=client_retry(), timeout=call_deadline())
 
     def evolve_schema(self, target: Target, table: bigquery.Table) -> list[schema_mod.SchemaChange]:
         """Bring an existing table to its contract before anything is loaded into it: additive
@@ -738,7 +834,7 @@ def push(
     settings: Settings,
     dry_run: bool = False,
     run_id: str | None = None,
-    max_partitions: int = MAX_PARTITIONS,
+    max_partitions: int | None = None,
     gcs_client: Any = None,
     lock: bool = True,
 ) -> PushReport:

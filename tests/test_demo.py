@@ -35,7 +35,7 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert steps["health"]["failed"] == 0
     # Rows per table and the quarantine by rule, as the summary prints them.
     tables = steps["tables"]
-    assert tables["rows_by_table"]["regimes.regime_calendar"] == 9497
+    assert tables["rows_by_table"]["regimes.regime_calendar"] == 10613
     assert tables["rows_by_table"]["raw_intelligence.fred_economic"] == 78_771  # the 11 FRED sample series
     assert tables["quarantined"] == ingest["quarantined"] + legacy["quarantined"] > 0
     assert all(n <= legacy["defects_by_rule"][rule] for rule, n in tables["quarantined_by_rule"].items())

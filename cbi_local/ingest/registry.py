@@ -4,12 +4,13 @@
 
 * `regimes.regime_weights` gets one row per regime (the `baseline` included);
 * `regimes.regime_calendar` is DERIVED: one row per day from DEFAULT_START (2000-01-01: the price
-  history starts 2000-11, and 1998-2025 would be 10,227 daily partitions, over BigQuery's 10,000 per
-  table; 2000-2025 is the 9,497 days of the legacy calendar) through `end` (default 2025-12-31, the end of the legacy calendar and
-  of the data; the open-ended `trump_second_term` runs to 2029-01-20, but days without data need no
-  training weight). A day takes the specific regime covering it; `baseline` (1900-2099) only fills
-  days no specific regime covers. Two specific regimes covering one day is an ERROR naming both and
-  the overlapping dates, raised before anything is recorded, so a fixed file loads on the next run.
+  history starts 2000-11) through the last day a specific regime covers (with the sample registry,
+  `trump_second_term`'s 2029-01-20), so the calendar grows when the registry does and live data
+  after the legacy calendar's 2025-12-31 still has its regime. Monthly partitions (349 for
+  2000-2029): BigQuery's 4,000-per-job and 10,000-per-table limits are far away. A day takes the
+  specific regime covering it; `baseline` (1900-2099) only fills days no specific regime covers. Two
+  specific regimes covering one day is an ERROR naming both and the overlapping dates, raised before
+  anything is recorded, so a fixed file loads on the next run.
 * `regime_weights.parquet` and the legacy `regime_calendar.parquet` are CHECKED against the YAML and
   the derived calendar and reported (differences, per-day disagreements with samples); they are never
   loaded.
@@ -41,7 +42,6 @@ LEGACY_WEIGHTS = "regime_weights.parquet"
 LEGACY_CALENDAR = "regime_calendar.parquet"
 BASELINE = "baseline"
 DEFAULT_START = dt.date(2000, 1, 1)
-DEFAULT_END = dt.date(2025, 12, 31)
 SAMPLES = 5
 
 
@@ -151,18 +151,21 @@ def _regimes_table(regimes: list[Regime], source_file: str) -> pa.Table:
 
 def derive_calendar(
     con: duckdb.DuckDBPyConnection, regimes: list[Regime], source_file: str, start: dt.date | None = None,
-    end: dt.date = DEFAULT_END,
+    end: dt.date | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """The calendar as a relation (date, regime_name, regime_weight, source_file, record_number, is_baseline,
     _rule, _reason), set-based; record_number is the YAML record of the regime that assigned the day.
 
-    `start` defaults to the earliest specific regime's start. Raises RegistryError for days no regime covers."""
+    `start` defaults to the earliest specific regime's start, `end` to the last day a specific regime
+    covers. Raises RegistryError for days no regime covers."""
     check_overlaps(regimes, source_file)
     specific = [r for r in regimes if r.regime_name != BASELINE]
+    if (start is None or end is None) and not specific:
+        raise RegistryError(f"{source_file}: no specific regime, so no calendar span")
     if start is None:
-        if not specific:
-            raise RegistryError(f"{source_file}: no specific regime, so no calendar start")
         start = min(r.start_date for r in specific)
+    if end is None:
+        end = max(r.end_date for r in specific)
     if end < start:
         raise RegistryError(f"calendar end {end} is before its start {start}")
     con.register("_reg_src", _regimes_table(regimes, source_file))
@@ -298,7 +301,7 @@ def compare_calendar(con: duckdb.DuckDBPyConnection, legacy: Path) -> dict[str, 
 
 def ingest_registry(
     con: duckdb.DuckDBPyConnection, registry_dir: Path | str, run: IngestRun, start: dt.date | None = DEFAULT_START,
-    end: dt.date = DEFAULT_END,
+    end: dt.date | None = None,
 ) -> RegistryReport:
     """Load regime_weights.yaml and its derived calendar within `run`; check the legacy parquet copies.
 

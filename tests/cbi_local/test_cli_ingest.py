@@ -48,7 +48,7 @@ def test_ingest_fred_and_registry_then_nothing_on_rerun(home: Path, sample_data:
     code, report = _json("ingest", str(sample_data / "fred"), str(sample_data / "registry"), "--home", str(home))
     assert code == 0, report
     assert set(report["kinds"]) == {"fred", "registry"}
-    assert report["registry"][0]["calendar"] == ["2000-01-01", "2025-12-31", 9497]
+    assert report["registry"][0]["calendar"] == ["2000-01-01", "2029-01-20", 10613]
     t = report["batch"]["totals"]
     assert t["rows_read"] == t["rows_loaded"] > 80_000
     code, again = _json("ingest", str(sample_data / "fred"), str(sample_data / "registry"), "--home", str(home))
@@ -63,32 +63,33 @@ def test_a_batch_failing_the_health_gate_is_held_back_and_the_cli_says_so(home: 
     registry.mkdir()
     kept = {k: regimes[k] for k in ("covid_shock_2020", "baseline")}
     (registry / "regime_weights.yaml").write_text(yaml.safe_dump({"regimes": kept}))
+    # Its calendar: 2000-01-01 to covid_shock_2020's end (the last specific regime), 7,671 days, + 2 weights.
 
     result = runner.invoke(app, ["ingest", str(registry), "--home", str(home)])
     assert result.exit_code == 1, result.output
     out = " ".join(result.stdout.split())
     # The report says what the warehouse now holds: the gate moved every loaded row to the quarantine.
-    assert "(failed_validation)" in out and "rows read 9,499 = loaded 0 + quarantined 9,499" in out
+    assert "(failed_validation)" in out and "rows read 7,673 = loaded 0 + quarantined 7,673" in out
     assert "✗ health gate failed" in out and "regimes.regime_calendar" in out and "min_distinct" in out
-    assert "9,499 rows held back" in out
+    assert "7,673 rows held back" in out
     with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
         batch = con.execute("SELECT status, rows_read, rows_loaded, rows_quarantined FROM ops.batches WHERE kind = 'ingest'").fetchall()
         manifest = con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM ops.file_manifest").fetchall()
         held = dict(con.execute("SELECT table_name || ':' || rule, COUNT(*) FROM monitoring.quarantine GROUP BY ALL").fetchall())
         left = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("regimes.regime_calendar", "regimes.regime_weights")]
-    assert batch == [("failed_validation", 9499, 0, 9499)] and manifest == [(9499, 0, 9499)]
+    assert batch == [("failed_validation", 7673, 0, 7673)] and manifest == [(7673, 0, 7673)]
     # The weights passed every rule, but a batch is pushed whole or never: they are held back with it.
-    assert held == {"regimes.regime_calendar:min_distinct": 9497, "regimes.regime_weights:batch_gate": 2}
+    assert held == {"regimes.regime_calendar:min_distinct": 7671, "regimes.regime_weights:batch_gate": 2}
     assert left == [0, 0]
 
     # Released without a fix, the rows pass their row rules, load, and the release batch meets
     # the same gate: everything goes back, and the counts still add up.
     result = runner.invoke(app, ["quarantine", "release", "--batch", batch_id(home), "--home", str(home)])
     assert result.exit_code == 1, result.output
-    assert "loaded 0" in result.stdout and "quarantined again 9499" in result.stdout and "health gate failed" in result.stdout
+    assert "loaded 0" in result.stdout and "quarantined again 7673" in result.stdout and "health gate failed" in result.stdout
     with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
-        assert con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM ops.file_manifest").fetchall() == [(9499, 0, 9499)]
-        assert con.execute("SELECT COUNT(*) FROM monitoring.quarantine WHERE status = 'held'").fetchone()[0] == 9499
+        assert con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM ops.file_manifest").fetchall() == [(7673, 0, 7673)]
+        assert con.execute("SELECT COUNT(*) FROM monitoring.quarantine WHERE status = 'held'").fetchone()[0] == 7673
         assert con.execute("SELECT COUNT(*) FROM regimes.regime_weights").fetchone()[0] == 0
 
 

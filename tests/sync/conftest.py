@@ -21,7 +21,8 @@ from cbi_local import pipeline, warehouse
 from cbi_local.config import Settings, settings
 
 REPO = Path(__file__).resolve().parents[2]
-CALENDAR_DAYS = 9497
+CALENDAR_DAYS = 10613  # 2000-01-01 to 2029-01-20, the sample registry's last specific regime day
+CALENDAR_MONTHS = 349  # its monthly partitions
 
 
 def ingest_registry(home: Path, registry_src: Path) -> Path:
@@ -52,7 +53,7 @@ def sample_template(tmp_path_factory, sample_data) -> Path:
 
 @pytest.fixture(scope="session")
 def registry_template(tmp_path_factory, sample_data) -> Path:
-    """A warehouse with only the regime registry: weights and the 9,497-day calendar."""
+    """A warehouse with only the regime registry: weights and the 10,613-day calendar."""
     base = tmp_path_factory.mktemp("sync-registry")
     ingest_registry(base / "home", sample_data / "registry")
     return base / "home" / "warehouse.duckdb"

@@ -69,11 +69,12 @@ def test_dry_run_estimates_come_from_bigquery_dry_run_queries(registry_template,
     s = make_settings(copy_home(registry_template, tmp_path / "home"))
     ensure_layout(client, s.bq_project, s.bq_location)  # the tables exist (empty): the plan compares and estimates
     before = {j.job_id for j in client.list_jobs()}
-    result = run_cli(s, "sync", "push", "--dry-run", "--json")
+    # 100 partitions a job, so the monthly calendar (349) is estimated chunk by chunk, as a big batch is.
+    result = run_cli(s, "sync", "push", "--dry-run", "--json", CBI_BQ_MAX_PARTITIONS_PER_JOB="100")
     assert result.returncode == 0, result.stderr[-2000:]
     (batch,) = json.loads(result.stdout)["batches"]
     cal = next(t for t in batch["targets"] if t["table"] == "regimes.regime_calendar")
-    assert [c["partition_count"] for c in cal["chunks"]] == [4000, 4000, 1497] and cal["rows"] == CALENDAR_DAYS
+    assert [c["partition_count"] for c in cal["chunks"]] == [100, 100, 100, 49] and cal["rows"] == CALENDAR_DAYS
 
     for chunk in cal["chunks"]:
         assert isinstance(chunk["estimated_bytes_processed"], int)

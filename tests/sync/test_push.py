@@ -6,6 +6,7 @@ or about the jobs the push issued (client.list_jobs, filtered by the run's job-i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -19,7 +20,7 @@ from sync.bigquery.client import make_client
 from sync.journal import SyncBusy, sync_lock
 from sync.pull import diff
 
-from .conftest import CALENDAR_DAYS, copy_home, count, ingest_registry, jobs_of, local_count, merge_days, run_cli
+from .conftest import CALENDAR_DAYS, CALENDAR_MONTHS, copy_home, count, ingest_registry, jobs_of, local_count, merge_days, run_cli
 
 PUSHED = [c.fqn for c in dc.CONTRACTS if c.sync == "push"]
 
@@ -39,8 +40,13 @@ def _batches(s) -> dict[str, str]:
         return dict(con.execute("SELECT batch_id, status FROM ops.batches").fetchall())
 
 
+CHUNK = 100  # partitions per job in the chunking test: the monthly calendar (349) then needs four
+
+
 def test_push_samples_in_chunks_then_repush_is_free(sample_template, tmp_path, make_settings, client):
-    s = make_settings(copy_home(sample_template, tmp_path / "home"))
+    # BigQuery's 4,000 partitions per job is far above any sample table's partitions now that the
+    # calendar is monthly, so the chunking is shown with a smaller limit (CBI_BQ_MAX_PARTITIONS_PER_JOB).
+    s = make_settings(copy_home(sample_template, tmp_path / "home")).model_copy(update={"bq_max_partitions_per_job": CHUNK})
     report = _push(s)
     assert report.ok, report.error
     assert set(_batches(s).values()) == {"pushed"}
@@ -48,12 +54,13 @@ def test_push_samples_in_chunks_then_repush_is_free(sample_template, tmp_path, m
     jobs = jobs_of(client, report.run_id)
     merges = [j for j in jobs if j.job_type == "query" and j.query.lstrip().startswith("MERGE")]
     loads = [j for j in jobs if j.job_type == "load"]
-    # The daily calendar (9,497 partitions) needs at least three MERGEs; none touches > 4,000 days.
+    # The monthly calendar (349 partitions) needs four MERGEs of at most 100 months; their literal
+    # filters cover 2000-01-01 to 2029-02-01 exactly once (parsed from the SQL, not from our plan).
     calendar = [j for j in merges if "regimes.regime_calendar`" in j.query]
-    assert len(calendar) == 3
-    assert sorted(merge_days(j.query) for j in calendar) == [1497, 4000, 4000]  # sums to 9,497
+    assert sorted(int(j.labels["cbi_partitions"]) for j in calendar) == [49, CHUNK, CHUNK, CHUNK]
+    assert sum(merge_days(j.query) for j in calendar) == (dt.date(2029, 2, 1) - dt.date(2000, 1, 1)).days
     for j in merges:
-        assert int(j.labels["cbi_partitions"]) <= push_mod.MAX_PARTITIONS
+        assert int(j.labels["cbi_partitions"]) <= CHUNK
     assert len(loads) == len(merges)  # one staging load per MERGE
     assert all(j.destination.dataset_id == push_mod.STAGING_DATASET for j in loads)
 
@@ -103,8 +110,8 @@ def test_changing_one_day_pushes_one_partition(sample_data, tmp_path, make_setti
     cal_loads = [j for j in jobs if j.job_type == "load" and j.labels.get("cbi_table") == "regimes__regime_calendar"]
     cal_merges = [j for j in jobs if j.job_type == "query" and j.query.lstrip().startswith("MERGE") and "regime_calendar`" in j.query]
     assert len(cal_loads) == 1 and len(cal_merges) == 1
-    assert merge_days(cal_merges[0].query) == 1
-    assert "DATE '2017-12-31' AND T.`date` < DATE '2018-01-01'" in cal_merges[0].query
+    assert merge_days(cal_merges[0].query) == 31  # the day's month: the calendar is partitioned by month
+    assert "DATE '2017-12-01' AND T.`date` < DATE '2018-01-01'" in cal_merges[0].query
     row = list(client.query(f"SELECT regime_name FROM `{client.project}.regimes.regime_calendar` WHERE date = '2017-12-31'").result())
     assert [r[0] for r in row] == ["tradewar_escalation_2018_2019"]
     assert count(client, "regimes.regime_calendar") == CALENDAR_DAYS
@@ -118,12 +125,12 @@ def test_dry_run_plans_without_writing(registry_template, tmp_path, make_setting
     plan = json.loads(result.stdout)
     (batch,) = plan["batches"]
     cal = next(t for t in batch["targets"] if t["table"] == "regimes.regime_calendar")
-    assert cal["batch_partitions"] == CALENDAR_DAYS and cal["rows"] == CALENDAR_DAYS and cal["bytes"] > 0
-    assert [c["partition_count"] for c in cal["chunks"]] == [4000, 4000, 1497]
+    assert cal["batch_partitions"] == CALENDAR_MONTHS and cal["rows"] == CALENDAR_DAYS and cal["bytes"] > 0
+    assert [c["partition_count"] for c in cal["chunks"]] == [CALENDAR_MONTHS]
     assert list(client.list_datasets()) == []  # nothing created
     assert set(_batches(s).values()) == {"validated"}
     text = run_cli(s, "sync", "push", "--dry-run")
-    assert text.returncode == 0 and "regimes.regime_calendar" in text.stdout and "9,497" in text.stdout
+    assert text.returncode == 0 and "regimes.regime_calendar" in text.stdout and f"{CALENDAR_DAYS:,}" in text.stdout
 
 
 def test_a_held_lock_refuses_a_second_push(registry_template, tmp_path, make_settings):
@@ -152,12 +159,13 @@ FAULTS = ["plan", "stage", "load", "merge", "merge:2", "verify", "drop_staging",
 @pytest.mark.parametrize("fault", FAULTS)
 def test_killed_after_each_step_then_rerun_is_exact(fault, registry_template, tmp_path, make_settings, client):
     s = make_settings(copy_home(registry_template, tmp_path / "home"))
-    killed = run_cli(s, "sync", "push", CBI_SYNC_FAULT=f"after:{fault}")
+    three = {"CBI_BQ_MAX_PARTITIONS_PER_JOB": "150"}  # the monthly calendar's 349 partitions in 3 chunks
+    killed = run_cli(s, "sync", "push", CBI_SYNC_FAULT=f"after:{fault}", **three)
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
     with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
         last = con.execute("SELECT step FROM ops.sync_log ORDER BY finished_at DESC LIMIT 1").fetchall()[0][0]
     assert last == fault.split(":")[0]
-    rerun = run_cli(s, "sync", "push", "--json")
+    rerun = run_cli(s, "sync", "push", "--json", **three)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     _assert_pushed_exactly(s, client)
     # No step was repeated: over both processes, each chunk was loaded and MERGEd exactly once.
@@ -168,7 +176,7 @@ def test_killed_after_each_step_then_rerun_is_exact(fault, registry_template, tm
     merged = [re.search(r"USING `[^`]+\.([^`.]+)` AS S", j.query).group(1) for j in merges]
     assert len(staged) == len(set(staged)) and sorted(merged) == sorted(staged)
     assert len([t for t in staged if "__regime_calendar__" in t]) == 3
-    assert sum(merge_days(j.query) for j in merges if "regime_calendar`" in j.query) == CALENDAR_DAYS
+    assert sum(merge_days(j.query) for j in merges if "regime_calendar`" in j.query) == (dt.date(2029, 2, 1) - dt.date(2000, 1, 1)).days
 
 
 def test_bigquery_down_mid_push_keeps_the_batch_pending(registry_template, tmp_path, sample_data, make_settings):

@@ -39,7 +39,7 @@ def test_overview_paints_real_counts_and_states(home: Path):
             assert f"{failing} failing" in text
             assert f"{ov.quarantine_held:,} rows held" in text
             assert "no daemon" in text and "last push  never" in text
-            assert "regime_calendar  9,497" in text
+            assert "regime_calendar  10,613" in text
             assert "read in" in text
             # Enter on a table opens it in the Tables screen
             await pilot.press("down", "down", "enter")

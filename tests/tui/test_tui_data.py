@@ -47,7 +47,7 @@ def test_overview_counts_and_checks_match_the_warehouse(home: Path):
     by = {s.fqn: s for s in ov.tables}
     assert by["market_data.yahoo_historical"].status == "warn"  # its legacy defects' rows are held, not failing
     assert by["training.model_runs"].status == "empty"
-    assert by["regimes.regime_calendar"].rows == 9497
+    assert by["regimes.regime_calendar"].rows == 10613
 
 
 def test_overview_tells_the_same_truth_as_cbi_health(home: Path, sample_today):

@@ -58,7 +58,7 @@ def test_push_diff_pull_from_the_sync_screen(tmp_path: Path, sample_data: Path, 
             parity = screen.query_one("#parity", RowsTable)
             assert parity.row_count == len(r.result) > 0
             by = {d["table"]: d for d in r.result}
-            assert by["regimes.regime_calendar"]["local_rows"] == by["regimes.regime_calendar"]["bigquery_rows"] == 9497
+            assert by["regimes.regime_calendar"]["local_rows"] == by["regimes.regime_calendar"]["bigquery_rows"] == 10613
             await pilot.press("l")
             await _until(pilot, lambda: screen.busy is None and app.last_action.action == "pull")
             assert app.last_action.ok, app.last_action.text

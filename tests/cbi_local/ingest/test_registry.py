@@ -47,13 +47,16 @@ def test_weights_and_the_calendar_derived_from_the_yaml(con, sample_data: Path):
         name: (dt.date.fromisoformat(b["start_date"]), dt.date.fromisoformat(b["end_date"]), b["weight"])
         for name, b in regimes.items()
     }
-    # The declared span: 2000-01-01 (the data's start; 1998-2025 would exceed BigQuery's 10,000
-    # daily partitions per table) to 2025-12-31, the 9,497 days of the legacy calendar.
-    first, last = dt.date(2000, 1, 1), dt.date(2025, 12, 31)
+    # The span: 2000-01-01 (the price history's start) to the last day a specific regime covers, read
+    # here from the YAML itself (trump_second_term's 2029-01-20), so live data after the legacy
+    # calendar's 2025-12-31 still has its regime.
+    first = dt.date(2000, 1, 1)
+    last = max(dt.date.fromisoformat(b["end_date"]) for name, b in regimes.items() if name != "baseline")
+    assert last == dt.date(2029, 1, 20)
     days = con.execute(
         "SELECT date, regime_name, regime_weight FROM regimes.regime_calendar ORDER BY date"
     ).fetchall()
-    assert len(days) == (last - first).days + 1 == report.calendar_days == 9497
+    assert len(days) == (last - first).days + 1 == report.calendar_days == 10613
     assert (days[0][0], days[-1][0]) == (first, last)
     assert len({d for d, _, _ in days}) == len(days)
     for day, name, weight in days:
@@ -120,6 +123,7 @@ def test_the_legacy_parquet_copies_are_checked_and_never_loaded(con, sample_data
     assert c["legacy_days"] == len(legacy) == 9497
     assert c["disagree"] == len(expected_disagree) > 0
     assert c["agree"] + c["disagree"] + c["only_legacy"] == len(legacy)
+    assert c["only_derived"] == {"days": 10613 - 9497, "span": ["2026-01-01", "2029-01-20"]}  # after the legacy end
     assert sum(g["days"] for g in c["disagreements"]) == c["disagree"]
     assert c["samples"] and c["samples"][0]["date"] == str(min(expected_disagree))
     assert c["samples"][0]["legacy"][0] != c["samples"][0]["derived"][0]
