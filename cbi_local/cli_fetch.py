@@ -68,25 +68,17 @@ def fred_cmd(
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Only write the CSVs; the daemon or `cbi ingest` loads them.")] = False,
 ) -> None:
     """Refresh FRED series through the FRED API (FRED_API_KEY) into <inbox>/fred/, then ingest them."""
-    import data_contracts as dc
-    from data_contracts.to_duckdb import table_ref
-
     from . import pipeline
     from .cli_ingest import _print_batch
-    from .features.macro import SERIES_IDS
-    from .fetch.fred import FetchError, fetch_fred
+    from .fetch.fred import FetchError, refresh, series_to_refresh
 
     s = settings(home)
     box = inbox or s.inbox
     if box is None:
         fail("no inbox: pass --inbox DIR or set CBI_INBOX (the FRED CSVs land in its fred/ folder)")
-    fred = table_ref(dc.get("raw_intelligence.fred_economic"))
-    held = with_warehouse(s, lambda con: [r[0] for r in con.execute(
-        f"SELECT DISTINCT series_id FROM {fred} ORDER BY 1").fetchall()])
-    wanted = [x.upper() for x in series] if series else (held or list(SERIES_IDS))
-    key = s.fred_api_key.get_secret_value() if s.fred_api_key else ""
+    wanted = with_warehouse(s, lambda con: series_to_refresh(con, series))  # the connection closes before the fetch
     try:
-        fetched = fetch_fred(wanted, box.expanduser() / "fred", key, s.fred_endpoint)
+        fetched = refresh(s, box, wanted)
     except FetchError as exc:
         fail(str(exc))
     report = {"fetched": fetched.as_dict()}

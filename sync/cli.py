@@ -319,18 +319,31 @@ def daemon_cmd(
     interval: Annotated[float, typer.Option("--interval", help="Seconds between cycles.")] = 300,
     inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX).")] = None,
     cycles: Annotated[int | None, typer.Option("--cycles", help="Stop after this many cycles (default: run until SIGTERM/SIGINT).")] = None,
+    fetch: Annotated[list[str] | None, typer.Option("--fetch", help="Refresh a source into the inbox each --fetch-every hours: fred (FRED_API_KEY).")] = None,
+    fetch_every: Annotated[float, typer.Option("--fetch-every", help="Hours between fetches (the first cycle always fetches).")] = 6,
 ) -> None:
-    """Loop: inbox -> ingest -> health gate -> push -> pull -> heartbeat; single instance; stops cleanly on SIGTERM/SIGINT."""
+    """Loop: [fetch ->] inbox -> ingest -> health gate -> push -> pull -> heartbeat; single instance; stops cleanly on SIGTERM/SIGINT."""
     if ctx.invoked_subcommand is not None:
         return
-    from .daemon import Daemon
+    from .daemon import FETCHERS, Daemon, inbox_dir
     from .journal import SyncBusy
 
     s = settings(home)
     if not s.warehouse_path.exists():
         fail(f"no warehouse at {s.warehouse_path}: run `cbi init --home {s.home}` first")
+    box = inbox.expanduser().resolve() if inbox else None
+    fetch = list(fetch or [])
+    if unknown := [f for f in fetch if f not in FETCHERS]:
+        fail(f"--fetch {', '.join(unknown)}: the daemon fetches only {', '.join(FETCHERS)} (a Databento download costs "
+             "money: plan it with `cbi fetch plan`, download it yourself)")
+    if fetch and inbox_dir(s, box) is None:
+        fail("--fetch needs an inbox to land the files in: pass --inbox DIR or set CBI_INBOX")
+    if "fred" in fetch and not (s.fred_api_key and s.fred_api_key.get_secret_value()):
+        fail("--fetch fred needs FRED_API_KEY (free at https://fred.stlouisfed.org/docs/api/api_key.html)")
+    if fetch_every <= 0:
+        fail("--fetch-every must be a positive number of hours")
     warehouse.init(s.warehouse_path)
-    d = Daemon(s, interval=interval, inbox=inbox.expanduser().resolve() if inbox else None)
+    d = Daemon(s, interval=interval, inbox=box, fetch=tuple(fetch), fetch_every=fetch_every * 3600)
     d.install_signal_handlers()
     try:
         code = d.run(max_cycles=cycles, log=lambda m: err.print(escape(m), soft_wrap=True))
@@ -346,16 +359,24 @@ def daemon_install(
     inbox: Annotated[Path | None, typer.Option("--inbox", help="Inbox folder (default: $CBI_INBOX).")] = None,
     print_only: Annotated[bool, typer.Option("--print", help="Print the service definition instead of writing it.")] = False,
     kind: Annotated[str, typer.Option("--kind", help="launchd (macOS), systemd (Linux) or both (with --print).")] = "",
+    fetch: Annotated[list[str] | None, typer.Option("--fetch", help="Pass --fetch to the service's daemon: fred.")] = None,
+    fetch_every: Annotated[float, typer.Option("--fetch-every", help="Hours between fetches.")] = 6,
 ) -> None:
     """Emit a macOS launchd plist (and a systemd user unit) that runs `cbi daemon`."""
-    from .daemon import inbox_dir, launchd_plist, service_paths, systemd_unit
+    from .daemon import FETCHERS, inbox_dir, launchd_plist, service_paths, systemd_unit
 
     s = settings(home)
     box = inbox_dir(s, inbox.expanduser().resolve() if inbox else None)
     chosen = kind or ("launchd" if print_only or sys.platform == "darwin" else "systemd")
     if chosen not in ("launchd", "systemd", "both"):
         fail(f"--kind must be launchd, systemd or both, not {chosen!r}")
-    texts = {"launchd": launchd_plist(s, interval, box), "systemd": systemd_unit(s, interval, box)}
+    fetch = tuple(fetch or ())
+    if unknown := [f for f in fetch if f not in FETCHERS]:
+        fail(f"--fetch {', '.join(unknown)}: the daemon fetches only {', '.join(FETCHERS)}")
+    if fetch and box is None:
+        fail("--fetch needs an inbox to land the files in: pass --inbox DIR or set CBI_INBOX")
+    every = fetch_every if fetch else None
+    texts = {"launchd": launchd_plist(s, interval, box, fetch, every), "systemd": systemd_unit(s, interval, box, fetch, every)}
     kinds = ["launchd", "systemd"] if chosen == "both" else [chosen]
     if print_only:
         for k in kinds:
@@ -367,8 +388,13 @@ def daemon_install(
         path = service_paths()[k]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(texts[k])
-        hint = f"launchctl load -w {path}" if k == "launchd" else "systemctl --user daemon-reload && systemctl --user enable --now cbi-daemon"
-        console.print(f"wrote {path}; start it with: {hint}")
+        hint = (f"launchctl bootstrap gui/$(id -u) {path}" if k == "launchd"
+                else "systemctl --user daemon-reload && systemctl --user enable --now cbi-daemon")
+        console.print(f"wrote {path}; start it with: {hint}", soft_wrap=True)
+        if "fred" in fetch:
+            console.print("the service needs FRED_API_KEY in its environment (never written into the file): "
+                          + ("`launchctl setenv FRED_API_KEY ...` before starting it" if k == "launchd"
+                             else "`systemctl --user set-environment FRED_API_KEY=...`"), soft_wrap=True)
 
 
 def main() -> None:

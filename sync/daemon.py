@@ -11,6 +11,11 @@
 * Inbox: CBI_INBOX (a folder). Its top-level entries are ingested with
   `cbi_local.pipeline.ingest_paths` whenever their names, sizes or mtimes change (ingest itself
   skips files already loaded, by sha256).
+* `--fetch fred` (off by default): every `--fetch-every` hours (the first cycle always) the FRED
+  series the warehouse holds are refreshed into `<inbox>/fred/` before the inbox is read
+  (cbi_local/fetch/fred.py; FRED_API_KEY), so the same cycle ingests what changed. FRED costs
+  nothing; a Databento fetch (which does) is not run by the daemon. A failed fetch fails the cycle's
+  result (heartbeat `error`, backoff) but not its other steps.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,8 @@ from .journal import now, redact, sync_lock
 
 INBOX_ENV = "CBI_INBOX"
 DEFAULT_INTERVAL = 300
+DEFAULT_FETCH_EVERY = 6 * 3600  # FRED publishes daily at most; four looks a day catch a release within hours
+FETCHERS = ("fred",)  # what `--fetch` may name (a Databento fetch spends money: never the daemon's)
 BACKOFF_CAP = 3600
 LAUNCHD_LABEL = "com.cbi-local.daemon"
 
@@ -66,10 +74,13 @@ class CycleResult:
     ingested: dict[str, Any] | None = None
     pushed: list[str] = field(default_factory=list)
     pulled: dict[str, list[str]] = field(default_factory=dict)
+    fetched: dict[str, Any] | None = None  # `--fetch fred`: series rewritten / unchanged this cycle
     error: str | None = None
 
     def message(self) -> str:
         parts = []
+        if self.fetched:
+            parts.append(f"fetched FRED: {len(self.fetched['written'])} series changed, {len(self.fetched['unchanged'])} unchanged")
         if self.ingested:
             parts.append(f"ingested batch {self.ingested.get('batch_id')}")
         parts.append(f"pushed {len(self.pushed)} batches")
@@ -79,8 +90,11 @@ class CycleResult:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, interval: float = DEFAULT_INTERVAL, inbox: Path | None = None, client_factory=None) -> None:
+    def __init__(self, settings: Settings, interval: float = DEFAULT_INTERVAL, inbox: Path | None = None, client_factory=None,
+                 fetch: tuple[str, ...] = (), fetch_every: float = DEFAULT_FETCH_EVERY) -> None:
         self.settings = settings
+        self.fetch, self.fetch_every = tuple(fetch), fetch_every
+        self._last_fetch: float | None = None  # monotonic time of the last successful fetch
         self.interval = interval
         self.inbox = inbox_dir(settings, inbox)
         self.stop = threading.Event()
@@ -116,6 +130,7 @@ class Daemon:
         from cbi_local.run import cycle_steps, inbox_inputs
 
         result = CycleResult()
+        fetch_error = self.fetch_step(result)  # before the write connection: the download holds no lock
         try:
             con = warehouse.connect(self.settings.warehouse_path)
         except warehouse.WarehouseError as exc:
@@ -145,10 +160,38 @@ class Daemon:
                     result.ok = False
                     result.offline = job.is_offline(exc)
                     result.error = redact(str(exc) if isinstance(exc, job.StepFailed) else f"{type(exc).__name__}: {exc}")
+                if fetch_error:
+                    result.ok = False
+                    result.error = "; ".join(e for e in (fetch_error, result.error) if e)
             finally:
                 self.cycles += 1
                 self.heartbeat(con, result)
         return result
+
+    def fetch_step(self, result: CycleResult) -> str | None:
+        """`--fetch fred`, when due (every `fetch_every` seconds; the first cycle always): the series
+        refreshed into <inbox>/fred/, before the inbox is read, so this cycle ingests what changed.
+        The series list is read on a short read-only connection, closed before the download.
+        Returns the error to report (the cycle goes on: FRED being down stops nothing else)."""
+        if "fred" not in self.fetch or self.inbox is None:
+            return None
+        if self._last_fetch is not None and time.monotonic() - self._last_fetch < self.fetch_every:
+            return None
+        from cbi_local import warehouse
+        from cbi_local.fetch.fred import FetchError, refresh, series_to_refresh
+
+        try:
+            with warehouse.open_warehouse(self.settings.warehouse_path, read_only=True) as ro:
+                series = series_to_refresh(ro)
+        except warehouse.WarehouseError:
+            return None  # held by a writer: this cycle is skipped as busy anyway; the next one fetches
+        try:
+            got = refresh(self.settings, self.inbox, series)
+        except FetchError as exc:  # its text never holds the key (cbi_local/fetch/fred.py)
+            return f"fetch fred: {exc}"
+        self._last_fetch = time.monotonic()
+        result.fetched = {"written": got.written, "unchanged": got.unchanged}
+        return None
 
     def heartbeat(self, con, result: CycleResult) -> None:
         host, pid = socket.gethostname(), os.getpid()
@@ -198,24 +241,38 @@ def _cbi_executable() -> str:
 
 def service_env(settings: Settings, inbox: Path | None) -> dict[str, str]:
     """The settings a service must carry: a launchd/systemd job does not see the shell's exports.
-    Never credentials: ADC is found in the user's home by the Google client itself."""
+    Never a secret: ADC is found in the user's home by the Google client itself, and
+    GOOGLE_APPLICATION_CREDENTIALS, when set, is the *path* of a key file (its content is never read
+    here); FRED_API_KEY is not written into the file (see the README: `launchctl setenv`)."""
     env = {"CBI_HOME": str(settings.home)}
     if inbox:
         env[INBOX_ENV] = str(inbox)
     for name, value in (("CBI_BQ_PROJECT", settings.bq_project), ("CBI_BQ_LOCATION", settings.bq_location),
-                        ("CBI_GCS_BUCKET", settings.gcs_bucket), ("CBI_BQ_ENDPOINT", settings.bq_endpoint)):
+                        ("CBI_GCS_BUCKET", settings.gcs_bucket), ("CBI_BQ_ENDPOINT", settings.bq_endpoint),
+                        ("GOOGLE_APPLICATION_CREDENTIALS", os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))):
         if value:
             env[name] = str(value)
     return env
 
 
-def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
+def service_args(settings: Settings, interval: int, fetch: tuple[str, ...] = (), fetch_every: float | None = None) -> list[str]:
+    """The service's command line: `cbi daemon --home ... --interval ... [--fetch ... --fetch-every ...]`."""
+    args = [_cbi_executable(), "daemon", "--home", str(settings.home), "--interval", str(interval)]
+    for f in fetch:
+        args += ["--fetch", f]
+    if fetch and fetch_every is not None:
+        args += ["--fetch-every", f"{fetch_every:g}"]
+    return args
+
+
+def launchd_plist(settings: Settings, interval: int, inbox: Path | None, fetch: tuple[str, ...] = (),
+                  fetch_every: float | None = None) -> str:
     from xml.sax.saxutils import escape
 
     env = service_env(settings, inbox)
     env_xml = "".join(f"\n      <key>{escape(k)}</key><string>{escape(v)}</string>" for k, v in env.items())
     log = settings.home / "daemon.log"
-    args = [_cbi_executable(), "daemon", "--home", str(settings.home), "--interval", str(interval)]
+    args = service_args(settings, interval, fetch, fetch_every)
     args_xml = "".join(f"\n      <string>{escape(a)}</string>" for a in args)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
@@ -239,8 +296,17 @@ def launchd_plist(settings: Settings, interval: int, inbox: Path | None) -> str:
 """
 
 
-def systemd_unit(settings: Settings, interval: int, inbox: Path | None) -> str:
+def _systemd_quote(arg: str) -> str:
+    """An ExecStart word: double-quoted (systemd's own quoting) when it holds a space, quote or backslash."""
+    if not any(ch in arg for ch in ' \t"\\'):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_unit(settings: Settings, interval: int, inbox: Path | None, fetch: tuple[str, ...] = (),
+                 fetch_every: float | None = None) -> str:
     env_lines = "\n".join(f'Environment="{k}={v}"' for k, v in service_env(settings, inbox).items())
+    exec_start = " ".join(_systemd_quote(a) for a in service_args(settings, interval, fetch, fetch_every))
     return f"""[Unit]
 Description=CBI Local daemon (inbox -> ingest -> push -> pull)
 After=network-online.target
@@ -248,7 +314,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart={_cbi_executable()} daemon --home {settings.home} --interval {interval}
+ExecStart={exec_start}
 {env_lines}
 Restart=on-failure
 RestartSec=30

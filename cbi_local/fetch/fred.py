@@ -171,3 +171,24 @@ def _fetch_all(series: list[str], folder: Path, key: str, endpoint: str, http: r
         _merge_metadata(folder, freqs)
     say("fred", len(series), len(series))
     return result
+
+
+def series_to_refresh(con, series: list[str] | None = None) -> list[str]:
+    """The series named (upper-cased), else those the warehouse holds, else the features' own."""
+    if series:
+        return [x.upper() for x in series]
+    import data_contracts as dc
+    from data_contracts.to_duckdb import table_ref
+
+    from ..features.macro import SERIES_IDS
+
+    held = [r[0] for r in con.execute(
+        f"SELECT DISTINCT series_id FROM {table_ref(dc.get('raw_intelligence.fred_economic'))} ORDER BY 1").fetchall()]
+    return held or list(SERIES_IDS)
+
+
+def refresh(settings, inbox: Path, series: list[str], progress=None) -> FredFetch:
+    """`cbi fetch fred` and the daemon's `--fetch fred`: `series` into <inbox>/fred/, with the key
+    and endpoint of `settings` (FRED_API_KEY, CBI_FRED_ENDPOINT)."""
+    key = settings.fred_api_key.get_secret_value() if settings.fred_api_key else ""
+    return fetch_fred(series, inbox.expanduser() / "fred", key, settings.fred_endpoint, progress=progress)

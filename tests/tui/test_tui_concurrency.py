@@ -111,6 +111,7 @@ def test_tui_shows_the_daemon_heartbeat_while_it_runs(tmp_path: Path, bq_emulato
             d = app.last_overview.daemon
             assert d is not None and d["cycles"] == cycles and d["status"] == "ok"
             assert f"{cycles} cycles, ok" in app.export_text()
+            assert d["message"][:24] in app.export_text()  # what the last cycle did, one line under the daemon's
             assert reads >= 1
             print(f"TUI reads during the daemon: {reads} painted, {stale} stale")
 

@@ -66,6 +66,8 @@ class Summary(Static):
             style = "green" if d["status"] == "ok" and age is not None and age < 900 else "yellow"
             beat = "<time>" if stable else f"{human_age(age)} ago"
             t.add_row("daemon", Text(f"heartbeat {beat}, {d['cycles']} cycles, {d['status']}", style=style))
+            if d.get("message"):  # the last cycle: what it fetched, ingested, pushed and pulled
+                t.add_row("", Text(str(d["message"]), style="dim", overflow="ellipsis", no_wrap=True))
             if d.get("error"):
                 t.add_row("", Text(str(d["error"]), style="red", overflow="ellipsis"))
         self.update(t)
