@@ -50,6 +50,16 @@ def _print_report(r: dict[str, Any]) -> None:
                           str(f["train_regimes"]), str(f["label_overlap_rows"]),
                           f"{_f(m['mape'], 2)} / {_f(m['baseline_mape'], 2)} / {_f(m['unweighted_mape'], 2)}")
     console.print(folds)
+    few = sorted({(f["fold"], f["train_regimes"]) for hr in r["horizons"].values() for f in hr["folds"]
+                  if f.get("train_regimes_below_minimum")})
+    if few:
+        from .training.runs import MIN_REGIMES  # the module is loaded already: training just ran
+
+        console.print("  [yellow]note[/]: " + ", ".join(f"fold {n} trains on {k} regimes" for n, k in few)
+                      + f", fewer than the window's minimum ({MIN_REGIMES}, rule min_distinct on regimes.regime_calendar): "
+                      f"that rule is of the whole window; a fold's own floor is {r['cv']['min_train']} sessions "
+                      "(min_train), so the early folds of an expanding walk-forward see fewer regimes. Their test rows "
+                      "are in every pooled score.", soft_wrap=True)
     t = Table(title="out-of-fold metrics (all folds' test rows): model beside the naive no-change baseline and the "
                     "unweighted model")
     for col in ("h", "forecast", "MAPE %", "MAE", "R²", "dir. acc.", "pinball P10", "pinball P50", "pinball P90",

@@ -17,13 +17,16 @@ One call = one run (run_id) = one batch in ops.batches (kind 'train'). Per horiz
 4. writes training.model_runs (one row per horizon) and predictions.zl_forecasts (one row per
    horizon, ZL only: the table is ZL's) in one transaction with the batch row (status
    'validated'), then passes the batch through the health gate. The published method is stored
-   in both tables' `method` column and every method's scores in training.model_runs.scores, once
-   the column catalog declares them (data_contracts/tables/training.py); until then the report,
-   run.json and `cbi train` carry them.
+   in both tables' `method` column and every method's scores in training.model_runs.scores
+   (data_contracts/tables/training.py); the report, run.json and `cbi train` carry them too.
 
 A run on a non-canonical matrix is research (is_research = true) in every record and display.
 The window must hold at least as many regimes as regimes.regime_calendar's min_distinct rule
-asks (7); otherwise nothing is trained and nothing is recorded.
+asks (7); otherwise nothing is trained and nothing is recorded. That rule is of the window, the
+same for canonical and research runs; a fold's own floor is `min_train` sessions (252), so an early
+fold of an expanding walk-forward can train on fewer regimes: each fold records how many it saw
+(`train_regimes`) and whether that is below the window's minimum (`train_regimes_below_minimum`),
+and `cbi train` names those folds.
 """
 
 from __future__ import annotations
@@ -285,7 +288,7 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
             pooled[k].append(f.test if k == "rows" else fc[k])
         regimes_train = len({r for r in frame.regimes[f.train] if r is not None})
         fold_out.append({"fold": f.fold, **_fold_dates(frame, f), "n_train": f.n_train, "gap_sessions": f.gap,
-                         "train_regimes": regimes_train,
+                         "train_regimes": regimes_train, "train_regimes_below_minimum": regimes_train < MIN_REGIMES,
                          "label_overlap_rows": cv.overlaps(f, n), "metrics": m})
     rows = np.concatenate(pooled["rows"])
     cat = {k: {q: np.concatenate([d[q] for d in pooled[k]]) for q in pooled[k][0]} for k in kinds}

@@ -118,6 +118,20 @@ def test_the_folds_the_run_records_are_purged_by_date(research_run, home):
             assert f["label_overlap_rows"] == 0
 
 
+def test_each_fold_says_how_many_regimes_it_trained_on(research_run, home):
+    """The 7-regime rule is of the window; a fold's floor is min_train sessions. Each fold's count is
+    recomputed here from the matrix and the fold's dates, and a fold below 7 is flagged and named."""
+    for h in HORIZONS:
+        for f in research_run["horizons"][h]["folds"]:
+            (n,) = _q(home, "SELECT count(DISTINCT regime_name) FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND "
+                            "matrix_source = ? AND date BETWEEN ? AND ?", [RESEARCH, f["train_start"], f["train_end"]])[0]
+            assert f["train_regimes"] == n and f["train_regimes_below_minimum"] == (n < 7), (h, f)
+    first = research_run["horizons"]["1w"]["folds"][0]
+    assert first["train_regimes_below_minimum"]  # the 2000s train on 4 regimes
+    shown = _cli("train", "--source", RESEARCH, "--horizons", "1w", "--home", str(home)).stdout
+    assert f"fold {first['fold']} trains on {first['train_regimes']} regimes" in " ".join(shown.split())
+
+
 def test_too_few_rows_for_the_folds_fails_clearly(home):
     res = _cli("train", "--source", RESEARCH, "--horizons", "12m", "--test-size", "1900", "--home", str(home), code=2)
     assert "fold 1" in res.output and "training rows" in res.output and "fewer --folds" in res.output
