@@ -328,6 +328,8 @@ job_id = Column("job_id", "STRING", "BigQuery job id.")
 partition_count = Column("partition_count", "INT64", "Partitions the job touched.")
 row_count = Column("row_count", "INT64", "Rows the step moved.")
 byte_count = Column("byte_count", "INT64", "Bytes the step moved.")
+bytes_billed = Column("bytes_billed", "INT64", "Bytes BigQuery billed for the step's query jobs (their total_bytes_billed, summed).")
+bytes_processed = Column("bytes_processed", "INT64", "Bytes BigQuery processed for the step's query jobs (total_bytes_processed, summed).")
 started_at = Column("started_at", "TIMESTAMP", "When the step started (UTC).")
 finished_at = Column("finished_at", "TIMESTAMP", "When the step finished (UTC).")
 

@@ -33,9 +33,6 @@ from cbi_local.faults import maybe_fault
 from cbi_local.warehouse import transaction
 
 FAULT_ENV = "CBI_SYNC_FAULT"
-# BigQuery's job statistics of a step, kept in the entry's detail JSON (summed over the step's query jobs).
-BYTES_BILLED = "bytes_billed"
-BYTES_PROCESSED = "bytes_processed"
 LOG = dc.get("ops.sync_log")
 
 
@@ -111,14 +108,12 @@ class Journal:
     ) -> None:
         """Append one entry; `extra_sql` runs in the same transaction (e.g. marking a batch pushed).
         `job` (a finished BigQuery job, or a list of them) gives job_id when none is passed, and the
-        bytes BigQuery billed and processed (summed over a list) go into detail as
-        `bytes_billed` / `bytes_processed`."""
+        bytes BigQuery billed and processed (summed over a list) go into the columns `bytes_billed`
+        / `bytes_processed`."""
         jobs = [j for j in (job if isinstance(job, (list, tuple)) else [job]) if j is not None]
         if jobs and job_id is None and len(jobs) == 1:
             job_id = jobs[0].job_id
         billed, processed = _bytes(jobs, "total_bytes_billed"), _bytes(jobs, "total_bytes_processed")
-        if billed is not None or processed is not None:
-            detail = {**(detail or {}), BYTES_BILLED: billed, BYTES_PROCESSED: processed}
         values = {
             "sync_id": uuid.uuid4().hex,
             "batch_id": batch_id,
@@ -135,6 +130,8 @@ class Journal:
             "sync_run_id": self.run_id,
             "chunk_index": chunk,
             "detail": json.dumps(detail, default=str) if detail is not None else None,
+            "bytes_billed": billed,
+            "bytes_processed": processed,
         }
         cols = [c for c in LOG.column_names if c in values]
         sql = f"INSERT INTO ops.sync_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"

@@ -1,8 +1,9 @@
 """`cbi sync status`: batches by sync state, last push/pull per table, last error, daemon heartbeat.
 
 Reads only the local journal (ops.batches, ops.sync_log, ops.daemon_heartbeat): no BigQuery call.
-Bytes billed and processed are BigQuery's own job statistics, journaled per step (the entry's
-detail JSON, keys bytes_billed / bytes_processed): per recent run and over the last 30 days.
+Bytes billed and processed are BigQuery's own job statistics, journaled per step (the columns
+bytes_billed / bytes_processed; entries written before those columns existed carry them in their
+detail JSON, read as a fallback): per recent run and over the last 30 days.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def sync_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "ORDER BY finished_at DESC LIMIT 1"
     ).fetchall()
     job_bytes = (
-        "SELECT sync_run_id, started_at, CAST(json_extract(detail, '$.bytes_billed') AS BIGINT) AS billed, "
-        "CAST(json_extract(detail, '$.bytes_processed') AS BIGINT) AS processed FROM ops.sync_log "
-        "WHERE detail LIKE '%\"bytes_processed\"%'"
+        "SELECT sync_run_id, started_at, "
+        "coalesce(bytes_billed, TRY_CAST(json_extract(detail, '$.bytes_billed') AS BIGINT)) AS billed, "
+        "coalesce(bytes_processed, TRY_CAST(json_extract(detail, '$.bytes_processed') AS BIGINT)) AS processed "
+        "FROM ops.sync_log"
     )
     runs = con.execute(
         f"SELECT sync_run_id, min(started_at), sum(billed), sum(processed), count(*) FROM ({job_bytes}) "

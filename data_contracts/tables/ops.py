@@ -50,7 +50,7 @@ sync_log = Contract(
     columns=(
         c.sync_id.required(), c.batch_id, c.table_name, c.step.required(), c.status.required(), c.job_id,
         c.partition_count, c.row_count, c.byte_count, c.started_at, c.finished_at, c.error,
-        c.sync_run_id, c.chunk_index, c.detail,
+        c.sync_run_id, c.chunk_index, c.detail, c.bytes_billed, c.bytes_processed,
     ),
     primary_key=("sync_id",),
     sources=(CBI,),

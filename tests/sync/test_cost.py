@@ -31,12 +31,11 @@ def test_bytes_billed_recorded_per_job_and_shown_by_status(registry_template, tm
     assert queries and all(j.maximum_bytes_billed == CAP for j in queries), {j.job_id: j.maximum_bytes_billed for j in queries}
 
     with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
-        entries = con.execute(
-            "SELECT step, job_id, detail FROM ops.sync_log "
+        rows = con.execute(
+            "SELECT step, job_id, bytes_billed, bytes_processed FROM ops.sync_log "
             "WHERE sync_run_id = ? AND step IN ('plan', 'merge', 'verify') AND job_id IS NOT NULL",
             [run_id],
         ).fetchall()
-    rows = [(step, job_id, json.loads(d)["bytes_billed"], json.loads(d)["bytes_processed"]) for step, job_id, d in entries]
     assert {r[0] for r in rows} == {"plan", "merge", "verify"}
     for step, job_id, billed, processed in rows:
         job = client.get_job(job_id)
@@ -51,6 +50,25 @@ def test_bytes_billed_recorded_per_job_and_shown_by_status(registry_template, tm
     assert by["last_30_days"]["steps"] >= len(rows)
     text = run_cli(s, "sync", "status")
     assert "BigQuery bytes, last 30 days:" in text.stdout and f"last run {run_id}" in text.stdout
+
+
+def test_bytes_journaled_before_the_columns_existed_still_count(registry_template, tmp_path, make_settings, client):
+    """A warehouse journaled by an earlier version kept the bytes in the entry's detail JSON; `cbi
+    init` adds the columns (NULL on old rows) and `cbi sync status` still counts those entries."""
+    s = make_settings(copy_home(registry_template, tmp_path / "home"))
+    pushed = run_cli(s, "sync", "push", "--json")
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    run_id = json.loads(pushed.stdout)["run_id"]
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        (billed,) = con.execute("SELECT sum(bytes_billed) FROM ops.sync_log WHERE sync_run_id = ?", [run_id]).fetchone()
+        # As the earlier version wrote them: in detail, the columns absent (here: NULL).
+        con.execute(
+            "UPDATE ops.sync_log SET detail = json_object('bytes_billed', bytes_billed, 'bytes_processed', bytes_processed), "
+            "bytes_billed = NULL, bytes_processed = NULL WHERE sync_run_id = ? AND bytes_processed IS NOT NULL", [run_id])
+    assert billed is not None
+    by = json.loads(run_cli(s, "sync", "status", "--json").stdout)["bigquery_bytes"]
+    (last,) = [r for r in by["runs"] if r["run_id"] == run_id]
+    assert last["billed"] == billed
 
 
 def test_the_cap_defaults_on_and_zero_turns_it_off(registry_template, tmp_path, make_settings, client):
