@@ -337,23 +337,35 @@ def pull_step(ctx: JobContext) -> dict[str, Any]:
 
 
 def parity_step(ctx: JobContext, only_pushed_now: bool = False) -> dict[str, Any]:
-    """Parity of the tables the warehouse pushes (`only_pushed_now`: of those this job's push wrote to,
-    so a run that pushed nothing scans nothing in BigQuery). Pull tables (weather, CFTC) are BigQuery's
-    to fill (cloud collectors), so there a local seed from the legacy migration may differ."""
+    """Parity of the tables the warehouse pushes (`only_pushed_now`: only the partitions this job's push
+    wrote, as its journal's plan entries list them, so a run that pushed one day reads and bills one
+    partition per table, and a run that pushed nothing scans nothing). Pull tables (weather, CFTC) are
+    BigQuery's to fill (cloud collectors), so there a local seed from the legacy migration may differ."""
+    import json
+
     import data_contracts as dc
     from sync.pull import diff
+    from sync.push import PRIVATE_SUFFIX
 
     names = [c.fqn for c in dc.CONTRACTS if c.sync == "push"]
+    partitions: dict[str, list[int]] | None = None
     if only_pushed_now:
         pushed = ctx.results.get("push", {}).get("pushed_ids", [])
-        touched = {r[0] for r in ctx.con.execute(
-            "SELECT DISTINCT unnest(table_names) FROM ops.batches WHERE batch_id IN (SELECT unnest(?))", [pushed]
-        ).fetchall()} if pushed else set()
-        names = [n for n in names if n in touched]
+        plans = ctx.con.execute(
+            "SELECT table_name, detail FROM ops.sync_log WHERE step = 'plan' AND status = 'done' "
+            "AND batch_id IN (SELECT unnest(?))", [pushed]
+        ).fetchall() if pushed else []
+        partitions = {}
+        for table, detail in plans:
+            chunks = json.loads(detail or "{}").get("chunks") or []
+            if chunks:
+                partitions.setdefault(table, set()).update(p for chunk in chunks for p in chunk)  # type: ignore[arg-type]
+        partitions = {t: sorted(p) for t, p in partitions.items()}
+        names = [n for n in names if any(t.removesuffix(PRIVATE_SUFFIX) == n for t in partitions)]
         if not names:
             return {"tables": 0, "equal": 0, "differ": 0, "partitions": 0,
                     "note": "nothing pushed now, nothing scanned (`cbi sync diff --all` checks every table)"}
-    tables = diff(ctx.con, bigquery(ctx), ctx.settings, names)
+    tables = diff(ctx.con, bigquery(ctx), ctx.settings, names, partitions=partitions)
     differ = [t.table for t in tables if not t.ok]
     return {"tables": len(tables), "equal": len(tables) - len(differ), "differ": len(differ),
             "partitions": sum(len(t.partitions) for t in tables), "differ_items": differ, "ok": not differ}

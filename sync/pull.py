@@ -77,8 +77,11 @@ def _local_source(target: Target) -> tuple[str, str]:
     return table_ref(target.contract), (target.predicate or "TRUE")
 
 
-def local_fingerprints(con: duckdb.DuckDBPyConnection, target: Target) -> dict[int, fp.Fingerprint]:
+def local_fingerprints(con: duckdb.DuckDBPyConnection, target: Target, pids: list[int] | None = None) -> dict[int, fp.Fingerprint]:
+    """Per-partition fingerprints of the target's local rows (only partitions `pids` when given)."""
     src, where = _local_source(target)
+    if pids is not None:
+        where = f"({where}) AND {fp.partition_filter(target.contract, pids, 'duckdb', 't')}"
     return fp.as_map(con.execute(fp.partition_fingerprints_sql(target.contract, "duckdb", src, where)).fetchall())
 
 
@@ -89,10 +92,13 @@ def _capped(config: bigquery.QueryJobConfig, cap: int | None) -> bigquery.QueryJ
 
 
 def bigquery_fingerprints(
-    client: bigquery.Client, project: str, target: Target, run_id: str, max_bytes_billed: int | None = None
+    client: bigquery.Client, project: str, target: Target, run_id: str, max_bytes_billed: int | None = None,
+    pids: list[int] | None = None,
 ) -> dict[int, fp.Fingerprint] | None:
-    """None when the BigQuery table does not exist (one query job; no separate metadata call)."""
-    sql = fp.partition_fingerprints_sql(target.contract, "bigquery", fp.bq_table(project, target.contract.dataset, target.table))
+    """None when the BigQuery table does not exist (one query job; no separate metadata call). With
+    `pids`, a literal partition filter: BigQuery reads (and bills) only those partitions."""
+    where = fp.partition_filter(target.contract, pids, "bigquery", "t") if pids is not None else "TRUE"
+    sql = fp.partition_fingerprints_sql(target.contract, "bigquery", fp.bq_table(project, target.contract.dataset, target.table), where)
 
     def run() -> list[tuple]:
         job = client.query(
@@ -142,12 +148,19 @@ def resolve_tables(names: list[str] | None, direction: str | None) -> list[Targe
     return out
 
 
-def diff(con: duckdb.DuckDBPyConnection, client: bigquery.Client, settings: Settings, names: list[str] | None = None, run_id: str | None = None) -> list[TableDiff]:
+def diff(con: duckdb.DuckDBPyConnection, client: bigquery.Client, settings: Settings, names: list[str] | None = None,
+         run_id: str | None = None, partitions: dict[str, list[int]] | None = None) -> list[TableDiff]:
+    """Per table (and private twin): per-partition fingerprints on both sides, compared. With
+    `partitions` (target fqn -> partition ids), only those partitions of the targets it names are
+    compared, and targets it does not name are left out."""
     run_id = run_id or new_run_id("diff")
     out = []
     for target in resolve_tables(names, None):
-        local = local_fingerprints(con, target)
-        remote = bigquery_fingerprints(client, settings.bq_project, target, run_id, max_bytes_billed(settings))
+        if partitions is not None and target.fqn not in partitions:
+            continue
+        pids = partitions.get(target.fqn) if partitions is not None else None
+        local = local_fingerprints(con, target, pids)
+        remote = bigquery_fingerprints(client, settings.bq_project, target, run_id, max_bytes_billed(settings), pids)
         if remote is None and not local and target.private:
             continue  # an unused private twin
         out.append(compare(target, local, remote))

@@ -131,3 +131,40 @@ def test_dry_run_estimates_are_what_bigquery_dry_runs_answer(registry_template, 
     assert answered == sum(c.estimated_bytes_processed for c in chunks)
     # Every query job, the dry runs included, carries the bytes-billed cap.
     assert all(int(r.json()["configuration"]["query"]["maximumBytesBilled"]) == s.bq_max_bytes_billed for r in inserts)
+
+
+def test_parity_in_cbi_run_reads_only_the_partitions_the_push_wrote(sample_data, tmp_path, make_settings, client):
+    """`cbi run`'s parity step after a push of one changed day compares (and bills) only the partitions
+    that push wrote, not every pushed table in full."""
+    from cbi_local import job, pipeline
+    from sync.bigquery.client import make_client
+
+    from .conftest import ingest_registry
+
+    home = tmp_path / "home"
+    reg = ingest_registry(home, sample_data / "registry")
+    s = make_settings(home)
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        assert push_mod.push(con, make_client(s), s).ok
+    # The user moves one day (2017-12-31) from one regime to the next: one weights row, one calendar month.
+    yaml_path = reg / "regime_weights.yaml"
+    text = yaml_path.read_text()
+    yaml_path.write_text(text.replace("end_date: '2017-12-31'", "end_date: '2017-12-30'").replace("start_date: '2018-01-01'", "start_date: '2017-12-31'"))
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        assert pipeline.ingest_paths(con, [reg])["ok"]
+        report = push_mod.push(con, make_client(s), s)
+        assert report.ok, report.error
+        ctx = job.JobContext(settings=s, con=con, bq_client=make_client(s))
+        ctx.results["push"] = {"pushed_ids": [b.batch_id for b in report.batches]}
+        before = {j.job_id for j in client.list_jobs()}
+        out = job.parity_step(ctx, only_pushed_now=True)
+    assert out["ok"] and out["differ"] == 0, out
+    # One partition per table the push wrote: regime_weights (unpartitioned), the calendar's 2017-12 and
+    # this month's monitoring.health_checks (the batch's gate results).
+    assert out["tables"] == out["partitions"] == 3
+    prints = [j for j in client.list_jobs() if j.job_id not in before and j.labels.get("cbi_step") == "fingerprint"]
+    calendar = [j for j in prints if "regime_calendar`" in j.query]
+    assert len(prints) == 3 and len(calendar) == 1
+    assert sorted(j.query.split("FROM `")[1].split("`")[0].split(".", 1)[1] for j in prints) == [
+        "monitoring.health_checks", "regimes.regime_calendar", "regimes.regime_weights"]
+    assert "DATE '2017-12-01'" in calendar[0].query and "DATE '2018-01-01'" in calendar[0].query
