@@ -211,7 +211,6 @@ class Overview:
         return self.batches.get("validated", 0) + self.batches.get("open", 0)
 
 
-
 def row_counts(con: duckdb.DuckDBPyConnection, contracts: list[Contract] | None = None) -> dict[str, int | None]:
     """COUNT(*) of every contract table in ONE query. DuckDB answers a bare COUNT(*) from its
     row-group metadata (no scan: 50M rows in milliseconds, see bench/tui)."""
