@@ -341,26 +341,14 @@ def parity_step(ctx: JobContext, only_pushed_now: bool = False) -> dict[str, Any
     wrote, as its journal's plan entries list them, so a run that pushed one day reads and bills one
     partition per table, and a run that pushed nothing scans nothing). Pull tables (weather, CFTC) are
     BigQuery's to fill (cloud collectors), so there a local seed from the legacy migration may differ."""
-    import json
-
     import data_contracts as dc
     from sync.pull import diff
-    from sync.push import PRIVATE_SUFFIX
+    from sync.push import PRIVATE_SUFFIX, pushed_partitions
 
     names = [c.fqn for c in dc.CONTRACTS if c.sync == "push"]
     partitions: dict[str, list[int]] | None = None
     if only_pushed_now:
-        pushed = ctx.results.get("push", {}).get("pushed_ids", [])
-        plans = ctx.con.execute(
-            "SELECT table_name, detail FROM ops.sync_log WHERE step = 'plan' AND status = 'done' "
-            "AND batch_id IN (SELECT unnest(?))", [pushed]
-        ).fetchall() if pushed else []
-        partitions = {}
-        for table, detail in plans:
-            chunks = json.loads(detail or "{}").get("chunks") or []
-            if chunks:
-                partitions.setdefault(table, set()).update(p for chunk in chunks for p in chunk)  # type: ignore[arg-type]
-        partitions = {t: sorted(p) for t, p in partitions.items()}
+        partitions = pushed_partitions(ctx.con, ctx.results.get("push", {}).get("pushed_ids", []))
         names = [n for n in names if any(t.removesuffix(PRIVATE_SUFFIX) == n for t in partitions)]
         if not names:
             return {"tables": 0, "equal": 0, "differ": 0, "partitions": 0,

@@ -312,6 +312,19 @@ def status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     )
 
 
+def _fetch_options(fetch: list[str] | None, inbox: Path | None) -> tuple[str, ...]:
+    """`--fetch` of `cbi daemon` and `cbi daemon install`: known sources only, and an inbox to land in."""
+    from .daemon import FETCHERS
+
+    chosen = tuple(fetch or ())
+    if unknown := [f for f in chosen if f not in FETCHERS]:
+        fail(f"--fetch {', '.join(unknown)}: the daemon fetches only {', '.join(FETCHERS)} (a Databento download costs "
+             "money: plan it with `cbi fetch plan`, download it yourself)")
+    if chosen and inbox is None:
+        fail("--fetch needs an inbox to land the files in: pass --inbox DIR or set CBI_INBOX")
+    return chosen
+
+
 @daemon_app.callback()
 def daemon_cmd(
     ctx: typer.Context,
@@ -325,25 +338,20 @@ def daemon_cmd(
     """Loop: [fetch ->] inbox -> ingest -> health gate -> push -> pull -> heartbeat; single instance; stops cleanly on SIGTERM/SIGINT."""
     if ctx.invoked_subcommand is not None:
         return
-    from .daemon import FETCHERS, Daemon, inbox_dir
+    from .daemon import Daemon, inbox_dir
     from .journal import SyncBusy
 
     s = settings(home)
     if not s.warehouse_path.exists():
         fail(f"no warehouse at {s.warehouse_path}: run `cbi init --home {s.home}` first")
     box = inbox.expanduser().resolve() if inbox else None
-    fetch = list(fetch or [])
-    if unknown := [f for f in fetch if f not in FETCHERS]:
-        fail(f"--fetch {', '.join(unknown)}: the daemon fetches only {', '.join(FETCHERS)} (a Databento download costs "
-             "money: plan it with `cbi fetch plan`, download it yourself)")
-    if fetch and inbox_dir(s, box) is None:
-        fail("--fetch needs an inbox to land the files in: pass --inbox DIR or set CBI_INBOX")
+    fetch = _fetch_options(fetch, inbox_dir(s, box))
     if "fred" in fetch and not (s.fred_api_key and s.fred_api_key.get_secret_value()):
         fail("--fetch fred needs FRED_API_KEY (free at https://fred.stlouisfed.org/docs/api/api_key.html)")
     if fetch_every <= 0:
         fail("--fetch-every must be a positive number of hours")
     warehouse.init(s.warehouse_path)
-    d = Daemon(s, interval=interval, inbox=box, fetch=tuple(fetch), fetch_every=fetch_every * 3600)
+    d = Daemon(s, interval=interval, inbox=box, fetch=fetch, fetch_every=fetch_every * 3600)
     d.install_signal_handlers()
     try:
         code = d.run(max_cycles=cycles, log=lambda m: err.print(escape(m), soft_wrap=True))
@@ -363,18 +371,14 @@ def daemon_install(
     fetch_every: Annotated[float, typer.Option("--fetch-every", help="Hours between fetches.")] = 6,
 ) -> None:
     """Emit a macOS launchd plist (and a systemd user unit) that runs `cbi daemon`."""
-    from .daemon import FETCHERS, inbox_dir, launchd_plist, service_paths, systemd_unit
+    from .daemon import inbox_dir, launchd_plist, service_paths, systemd_unit
 
     s = settings(home)
     box = inbox_dir(s, inbox.expanduser().resolve() if inbox else None)
     chosen = kind or ("launchd" if print_only or sys.platform == "darwin" else "systemd")
     if chosen not in ("launchd", "systemd", "both"):
         fail(f"--kind must be launchd, systemd or both, not {chosen!r}")
-    fetch = tuple(fetch or ())
-    if unknown := [f for f in fetch if f not in FETCHERS]:
-        fail(f"--fetch {', '.join(unknown)}: the daemon fetches only {', '.join(FETCHERS)}")
-    if fetch and box is None:
-        fail("--fetch needs an inbox to land the files in: pass --inbox DIR or set CBI_INBOX")
+    fetch = _fetch_options(fetch, box)
     every = fetch_every if fetch else None
     texts = {"launchd": launchd_plist(s, interval, box, fetch, every), "systemd": systemd_unit(s, interval, box, fetch, every)}
     kinds = ["launchd", "systemd"] if chosen == "both" else [chosen]

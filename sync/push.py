@@ -238,6 +238,22 @@ def push_targets(table_names: list[str]) -> Iterator[Target]:
             yield from targets(contract)
 
 
+def pushed_partitions(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> dict[str, list[int]]:
+    """Per target (fqn, private twins included): the partition ids the push of `batch_ids` wrote,
+    from their journaled plans (each plan's chunks are the partitions that differed and were sent)."""
+    if not batch_ids:
+        return {}
+    rows = con.execute(
+        f"SELECT table_name, detail FROM {table_ref(dc.get('ops.sync_log'))} WHERE step = 'plan' AND status = 'done' "
+        "AND batch_id IN (SELECT unnest(?))", [batch_ids]
+    ).fetchall()
+    out: dict[str, set[int]] = {}
+    for table, detail in rows:
+        for chunk in json.loads(detail or "{}").get("chunks") or []:
+            out.setdefault(table, set()).update(chunk)
+    return {t: sorted(p) for t, p in out.items() if p}
+
+
 def pending_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]:
     """Validated batches, oldest first, with the push tables holding their rows: the batch's
     table_names plus any push table with rows tagged by the batch (e.g. the health gate's
@@ -364,10 +380,14 @@ class Pusher:
         _, rows = self._query(sql, self._labels("repartition_verify", "-", target))
         return tuple(int(v or 0) for v in rows[0])
 
-    def _copy_rows(self, target: Target, src: str, dest: str, columns: list[str]) -> tuple[int, ...]:
-        cols = ", ".join(f"`{c}`" for c in columns)
+    def _copy_rows(self, target: Target, src: str, dest: str, schema: list[bigquery.SchemaField]) -> tuple[int, ...]:
+        """Every column of `schema` copied (a column the contract no longer has keeps its values: the
+        schema check after the rebuild refuses it, never this copy); verified on the columns the
+        contract types (the fingerprint's canonical text needs their types) and the row count."""
+        cols = ", ".join(f"`{f.name}`" for f in schema)
         self._query(f"INSERT INTO `{dest}` ({cols}) SELECT {cols} FROM `{src}`", self._labels("repartition", "-", target))
-        got, want = self._fingerprint(target, dest, columns), self._fingerprint(target, src, columns)
+        known = [f.name for f in schema if f.name in target.contract.column_names]
+        got, want = self._fingerprint(target, dest, known), self._fingerprint(target, src, known)
         if got != want:
             raise SchemaRefused(f"{target.fqn}: repartition copy {dest} does not equal {src} (rows, fingerprint "
                                 f"{got} vs {want}); the original is untouched")
@@ -384,12 +404,11 @@ class Pusher:
         """Rebuild `table` with its contract's partitioning and clustering, rows and schema kept."""
         holding = self._holding(target)
         before = partitioning(table)
-        columns = [f.name for f in table.schema if f.name in target.contract.column_names]
         # A holding table next to an original that still has its old spec is from a kill before the
         # drop below: the original is whole, the holding copy may not be.
         self.client.delete_table(holding, not_found_ok=True, retry=client_retry(), timeout=call_deadline())
         self._create_like(target, holding, table.schema)
-        fingerprint = self._copy_rows(target, f"{self.project}.{target.fqn}", holding, columns)
+        fingerprint = self._copy_rows(target, f"{self.project}.{target.fqn}", holding, table.schema)
         self.journal.record("repartition", table=target.fqn, rows=fingerprint[0],
                             detail={"from": before, "to": partitioning(bq_table_for(target, self.project)), "holding": holding})
         self.client.delete_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
@@ -404,22 +423,22 @@ class Pusher:
         except NotFound:
             return None
         fqn = f"{self.project}.{target.fqn}"
-        columns = [f.name for f in held.schema if f.name in target.contract.column_names]
+        known = [f.name for f in held.schema if f.name in target.contract.column_names]
         try:
             current = self.client.get_table(fqn, retry=client_retry(), timeout=call_deadline())
         except NotFound:
             self._create_like(target, fqn, held.schema)
             maybe_fault(FAULT_ENV, "repartition_recreated")
-            self._copy_rows(target, holding, fqn, columns)
+            self._copy_rows(target, holding, fqn, held.schema)
         else:
             if partitioning(current) != partitioning(held):
                 # Killed before the original was dropped: it is whole; start over from it.
                 self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
                 return None
-            if self._fingerprint(target, fqn, columns) != self._fingerprint(target, holding, columns):
+            if self._fingerprint(target, fqn, known) != self._fingerprint(target, holding, known):
                 # Killed between recreating the original and its verified INSERT: fill it again.
                 self._query(f"DELETE FROM `{fqn}` WHERE TRUE", self._labels("repartition", "-", target))
-                self._copy_rows(target, holding, fqn, columns)
+                self._copy_rows(target, holding, fqn, held.schema)
         self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
         if self.report is not None:
             self.report.schema_changes.append(f"{target.fqn}: repartitioned to {partitioning(held)}")

@@ -86,3 +86,21 @@ def test_a_repartition_killed_at_each_step_is_finished_by_the_next_push(fault, r
     rerun = run_cli(s, "sync", "push")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     _assert_monthly_and_equal(s, client)
+
+
+def test_a_column_the_contract_no_longer_has_keeps_its_values_through_the_rebuild(registry_template, tmp_path, make_settings, client):
+    """Crafted: the old daily table carries a column the contract does not declare. The rebuild copies it
+    with its values (never NULLs it); the schema check after it then refuses the table, naming the column."""
+    s = make_settings(copy_home(registry_template, tmp_path / "home"))
+    _daily_calendar_as_pushed_before(s, client, tmp_path)
+    table = client.get_table(f"{client.project}.{CAL.fqn}")
+    table.schema = [*table.schema, bigquery.SchemaField("legacy_note", "STRING")]
+    client.update_table(table, ["schema"])
+    client.query(f"UPDATE `{client.project}.{CAL.fqn}` SET legacy_note = 'kept' WHERE TRUE").result()
+    with warehouse.open_warehouse(s.warehouse_path) as con:
+        report = push_mod.push(con, make_client(s), s)
+    assert not report.ok and "legacy_note" in str(report.batches[0].error)
+    after = client.get_table(f"{client.project}.{CAL.fqn}")
+    assert after.time_partitioning.type_ == "MONTH"  # rebuilt ...
+    kept = list(client.query(f"SELECT count(*) FROM `{client.project}.{CAL.fqn}` WHERE legacy_note = 'kept'").result())[0][0]
+    assert kept == 9497  # ... with every value of the undeclared column

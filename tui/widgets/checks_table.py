@@ -9,15 +9,16 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ..data import RECORDED
 from ..messages import CheckSelected
 from .rows_table import KeptCursor
 
-STATUS = {"pass": "green", "warn": "yellow", "fail": "bold red", "recorded": "cyan"}
+STATUS = {"pass": "green", "warn": "yellow", "fail": "bold red", RECORDED: "cyan"}
 
 
 def check_key(c: dict[str, Any]) -> str:
     # A migration records several defects under one rule and legacy table: its message tells them apart.
-    extra = (c.get("message") or "",) if c["status"] == "recorded" else ()
+    extra = (c.get("message") or "",) if c["status"] == RECORDED else ()
     return "\x1f".join((c["table_name"], c["rule"], c.get("rule_columns") or "", c.get("threshold") or "",
                         c.get("engine") or "", *extra))
 
