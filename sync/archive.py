@@ -36,7 +36,7 @@ from cbi_local.config import Settings
 from .bigquery.client import query_config
 from .bigquery.layout import field_signature
 from .privacy import API_VIEWS
-from .push import PRIVATE_SUFFIX, STAGING_DATASET
+from .push import OLDER_HOLDING_SUFFIXES, PRIVATE_SUFFIX, REBUILD_SUFFIX, STAGING_DATASET, push_targets
 from .retry import call_deadline, client_retry, with_retries
 
 ARCHIVE_DATASET = "z_cbi_archive"
@@ -91,6 +91,10 @@ def declared_tables() -> set[str]:
     names = {c.fqn for c in dc.CONTRACTS}
     names |= {f"{c.fqn}{PRIVATE_SUFFIX}" for c in dc.CONTRACTS if c.sync == "push" and (c.private_rows or c.privacy == "private")}
     names |= {f"api.{v.name}" for v in API_VIEWS}
+    # A rebuild's holding table (push.Pusher.rebuild) exists only while a repartition or schema
+    # migration is unfinished; it may hold the only copy of the rows, and the next push finishes it.
+    names |= {f"{t.fqn}{suffix}" for t in push_targets([c.fqn for c in dc.CONTRACTS])
+              for suffix in (REBUILD_SUFFIX, *OLDER_HOLDING_SUFFIXES)}
     return names
 
 

@@ -176,6 +176,48 @@ def diff_cmd(
         raise typer.Exit(1)
 
 
+@sync_app.command("migrate-schema")
+def migrate_schema_cmd(
+    table: Annotated[str, typer.Argument(help="dataset.table whose contract changed in a way the push refuses.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    do_apply: Annotated[bool, typer.Option("--apply", help="Do it: local ALTERs in one transaction, then BigQuery rebuilt through a verified copy.")] = False,
+) -> None:
+    """Plan (default) or apply a schema change the push refuses: type changes, dropped columns, REQUIRED; each measured on the rows first."""
+    from . import migrate
+
+    with _open(home) as (s, con):
+        try:
+            report = _guard(lambda: migrate.migrate(con, _client(s), s, table, apply=do_apply))
+        except migrate.MigrateError as exc:
+            fail(str(exc))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for t in report.missing_in_bigquery:
+            console.print(f"  {t}: not in BigQuery; the next push creates it from the contract")
+        for c in report.changes:
+            where = "local" if c.engine == "duckdb" else "BigQuery"
+            cost = f"; loses {c.loss:,} values" if c.loss else ""
+            mark = f" [red]✗ blocked: {escape(c.blocker)}[/]" if c.blocker else ""
+            console.print(f"  {where} {c.table}: {escape(c.change)} -> {escape(c.how)}{cost}{mark}", soft_wrap=True)
+        if not report.changes:
+            console.print(f"{report.table}: the warehouse and BigQuery already match the contract; nothing to migrate")
+        elif report.blockers:
+            console.print(f"[red]✗[/] {report.table}: {len(report.blockers)} change(s) cannot be applied as the data stands; nothing changed")
+        elif not report.applied:
+            console.print(f"{report.table}: {len(report.changes)} change(s) planned; nothing changed. Run with --apply to do it "
+                          "(BigQuery's copy is verified before the original is dropped)")
+        else:
+            console.print(f"[green]✓[/] {report.table}: {len(report.changes)} change(s) applied (run {report.run_id})")
+            for d in report.parity:
+                c = d["counts"]
+                console.print(f"  parity {d['table']}: {c['equal']:,} partitions equal, {c['differ'] + c['missing_local'] + c['missing_bigquery']:,} "
+                              "differ" + ("" if d["ok"] else " (pending batches push them: `cbi sync push`)"))
+    if report.blockers:
+        raise typer.Exit(1)
+
+
 @sync_app.command("views")
 def views_cmd(
     home: HomeOpt = None,

@@ -9,8 +9,9 @@ Fault injection (tests): `CBI_SYNC_FAULT=after:<step>[:<n>]` SIGKILLs the proces
 after the n-th (default first) journal entry of <step> is committed; `wait:<step>[:<n>]`
 pauses there until the file named by CBI_SYNC_FAULT_GATE is removed. Steps: plan, stage,
 load, merge, verify, drop_staging, mark_pushed (push); pull_plan, download, replace (pull);
-repartition (journaled once the holding copy is verified), and the two points between journal
-entries where a repartition can die, repartition_dropped and repartition_recreated (sync/push.py).
+repartition and migrate_schema (journaled once a rebuild's holding copy is verified), and the two
+points between journal entries where a rebuild can die, rebuild_dropped and rebuild_recreated
+(sync/push.py).
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ Every step is journaled after it succeeded (sync.journal); every step is idempot
 Before a target's first load in a run, its BigQuery table is brought to the contract: created if
 missing; **repartitioned** if its partitioning or clustering is not the contract's (BigQuery
 cannot change either in place: the rows go through a verified holding table
-`<table>__cbi_repartition` beside it and back, see Pusher.repartition; a killed repartition is
-finished by the next push); then additive schema changes applied, others refused (evolve_schema).
+`<table>__cbi_rebuild` beside it and back, see Pusher.rebuild; a killed rebuild is finished by
+the next push); then additive schema changes applied, others refused, naming
+`cbi sync migrate-schema TABLE`, which rebuilds the table the same way (sync.migrate).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ from .retry import Offline, call_deadline, client_retry, with_retries
 MAX_PARTITIONS = 4000
 STAGING_DATASET = "_cbi_staging"
 PRIVATE_SUFFIX = "_private"
-REPARTITION_SUFFIX = "__cbi_repartition"  # the holding table of a repartition, beside the table
+REBUILD_SUFFIX = "__cbi_rebuild"  # the holding table of a rebuild (repartition, schema migration), beside the table
+OLDER_HOLDING_SUFFIXES = ("__cbi_repartition",)  # an earlier version's holding table: finished the same way
 CHUNK_STEPS = ("stage", "load", "merge", "verify", "drop_staging")
 STEPS = ("plan", *CHUNK_STEPS, "mark_pushed")
 GCS_THRESHOLD_ENV = "CBI_GCS_THRESHOLD_BYTES"
@@ -349,7 +351,7 @@ class Pusher:
         def run() -> None:
             dataset(STAGING_DATASET, "CBI Local push staging (one table per batch, table and chunk; dropped after the MERGE).", 7 * 24 * 3600 * 1000)
             dataset(target.contract.dataset, dc.DATASETS[target.contract.dataset])
-            self.finish_repartition(target)
+            self.finish_rebuild(target)
             try:
                 existing = self.client.get_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
             except NotFound:
@@ -364,32 +366,42 @@ class Pusher:
         with_retries("create datasets/tables", run)
         self._ensured.add(target.fqn)
 
-    # -- repartition: an existing table whose partitioning is not its contract's ----------------
+    # -- rebuild: an existing table BigQuery cannot change in place ---------------------------
     # BigQuery cannot change a table's partitioning in place (nor CREATE OR REPLACE it with another
-    # spec), and a copy job keeps the source's. So: INSERT every row into a holding table with the
-    # contract's partitioning (in the same dataset: same location, no staging expiry), verify count
-    # and fingerprint, drop the original, recreate it from the contract's spec with the original
-    # schema, INSERT back, verify, drop the holding table. A kill at any point is finished by the
-    # next push (finish_repartition): the rows are always in the original, the holding table, or both.
-    def _holding(self, target: Target) -> str:
-        return f"{self.project}.{target.contract.dataset}.{target.table}{REPARTITION_SUFFIX}"
+    # spec), a copy job keeps the source's, and a column's type cannot be altered. So: INSERT every
+    # row into a holding table `<table>__cbi_rebuild` with the contract's partitioning and the new
+    # schema (in the same dataset: same location, no staging expiry), verify count and fingerprint
+    # against the same SELECT over the original, drop the original, recreate it as the holding table
+    # is, INSERT back, verify, drop the holding table. A kill at any point is finished by the next
+    # push or `cbi sync migrate-schema` (finish_rebuild): the rows are always in the original, the
+    # holding table, or both. Used by repartition (schema kept) and sync.migrate (schema changed).
+    def _holding(self, target: Target, suffix: str = REBUILD_SUFFIX) -> str:
+        return f"{self.project}.{target.contract.dataset}.{target.table}{suffix}"
 
-    def _fingerprint(self, target: Target, fqn: str, columns: list[str]) -> tuple[int, ...]:
-        ds, name = fqn.split(".")[1:]
-        sql = fp.total_fingerprint_sql(target.contract, "bigquery", fp.bq_table(self.project, ds, name), columns=columns)
-        _, rows = self._query(sql, self._labels("repartition_verify", "-", target))
+    def _fingerprint(self, target: Target, source: str, columns: list[str]) -> tuple[int, ...]:
+        """Count and fingerprint of `source` (a table id, or a parenthesised SELECT) on `columns`."""
+        if not source.startswith("("):
+            ds, name = source.split(".")[1:]
+            source = fp.bq_table(self.project, ds, name)
+        sql = fp.total_fingerprint_sql(target.contract, "bigquery", source, columns=columns)
+        _, rows = self._query(sql, self._labels("rebuild_verify", "-", target))
         return tuple(int(v or 0) for v in rows[0])
 
-    def _copy_rows(self, target: Target, src: str, dest: str, schema: list[bigquery.SchemaField]) -> tuple[int, ...]:
-        """Every column of `schema` copied (a column the contract no longer has keeps its values: the
-        schema check after the rebuild refuses it, never this copy); verified on the columns the
-        contract types (the fingerprint's canonical text needs their types) and the row count."""
+    def _copy_rows(self, target: Target, src: str, dest: str, schema: list[bigquery.SchemaField],
+                   select: list[str] | None = None) -> tuple[int, ...]:
+        """INSERT into `dest` (columns `schema`) `select` (default: the same columns) from `src`, then
+        verify the row count and fingerprint of `dest` against that SELECT over `src`, on the columns
+        the contract types (the fingerprint's canonical text needs their types). Every column of
+        `schema` is copied: one the contract no longer has keeps its values (the schema check after a
+        repartition refuses it; only `cbi sync migrate-schema --apply` leaves it out, by its plan)."""
         cols = ", ".join(f"`{f.name}`" for f in schema)
-        self._query(f"INSERT INTO `{dest}` ({cols}) SELECT {cols} FROM `{src}`", self._labels("repartition", "-", target))
+        exprs = ", ".join(select) if select is not None else cols
+        self._query(f"INSERT INTO `{dest}` ({cols}) SELECT {exprs} FROM `{src}`", self._labels("rebuild", "-", target))
         known = [f.name for f in schema if f.name in target.contract.column_names]
-        got, want = self._fingerprint(target, dest, known), self._fingerprint(target, src, known)
+        got = self._fingerprint(target, dest, known)
+        want = self._fingerprint(target, src if select is None else f"(SELECT {exprs} FROM `{src}`)", known)
         if got != want:
-            raise SchemaRefused(f"{target.fqn}: repartition copy {dest} does not equal {src} (rows, fingerprint "
+            raise SchemaRefused(f"{target.fqn}: rebuild copy {dest} does not equal {src} (rows, fingerprint "
                                 f"{got} vs {want}); the original is untouched")
         return got
 
@@ -400,48 +412,61 @@ class Pusher:
         t.description, t.labels = spec.description, spec.labels
         self.client.create_table(t, retry=client_retry(), timeout=call_deadline())
 
-    def repartition(self, target: Target, table: bigquery.Table) -> bigquery.Table:
-        """Rebuild `table` with its contract's partitioning and clustering, rows and schema kept."""
+    def rebuild(self, target: Target, table: bigquery.Table, step: str, detail: dict[str, Any],
+                schema: list[bigquery.SchemaField] | None = None, select: list[str] | None = None) -> bigquery.Table:
+        """Rebuild `table` with its contract's partitioning and clustering and `schema` (default: its
+        own), filled by `select` over it (default: every column as is); journaled as `step`."""
         holding = self._holding(target)
-        before = partitioning(table)
+        schema = list(schema if schema is not None else table.schema)
         # A holding table next to an original that still has its old spec is from a kill before the
         # drop below: the original is whole, the holding copy may not be.
         self.client.delete_table(holding, not_found_ok=True, retry=client_retry(), timeout=call_deadline())
-        self._create_like(target, holding, table.schema)
-        fingerprint = self._copy_rows(target, f"{self.project}.{target.fqn}", holding, table.schema)
-        self.journal.record("repartition", table=target.fqn, rows=fingerprint[0],
-                            detail={"from": before, "to": partitioning(bq_table_for(target, self.project)), "holding": holding})
+        self._create_like(target, holding, schema)
+        fingerprint = self._copy_rows(target, f"{self.project}.{target.fqn}", holding, schema, select)
+        self.journal.record(step, table=target.fqn, rows=fingerprint[0], detail={**detail, "holding": holding})
         self.client.delete_table(f"{self.project}.{target.fqn}", retry=client_retry(), timeout=call_deadline())
-        maybe_fault(FAULT_ENV, "repartition_dropped")
-        return self.finish_repartition(target)  # type: ignore[return-value]
+        maybe_fault(FAULT_ENV, "rebuild_dropped")
+        return self.finish_rebuild(target, interrupted=False)  # type: ignore[return-value]
 
-    def finish_repartition(self, target: Target) -> bigquery.Table | None:
-        """Complete a repartition a kill interrupted (a holding table exists); None when there is none."""
-        holding = self._holding(target)
-        try:
-            held = self.client.get_table(holding, retry=client_retry(), timeout=call_deadline())
-        except NotFound:
-            return None
+    def repartition(self, target: Target, table: bigquery.Table) -> bigquery.Table:
+        """Rebuild `table` with its contract's partitioning and clustering, rows and schema kept."""
+        detail = {"from": partitioning(table), "to": partitioning(bq_table_for(target, self.project))}
+        rebuilt = self.rebuild(target, table, "repartition", detail)
+        if self.report is not None:
+            self.report.schema_changes.append(f"{target.fqn}: repartitioned to {detail['to']}")
+        return rebuilt
+
+    def finish_rebuild(self, target: Target, interrupted: bool = True) -> bigquery.Table | None:
+        """Complete a rebuild a kill interrupted (a holding table exists); None when there is none."""
         fqn = f"{self.project}.{target.fqn}"
+        for suffix in (REBUILD_SUFFIX, *OLDER_HOLDING_SUFFIXES):
+            holding = self._holding(target, suffix)
+            try:
+                held = self.client.get_table(holding, retry=client_retry(), timeout=call_deadline())
+            except NotFound:
+                continue
+            break
+        else:
+            return None
         known = [f.name for f in held.schema if f.name in target.contract.column_names]
         try:
             current = self.client.get_table(fqn, retry=client_retry(), timeout=call_deadline())
         except NotFound:
             self._create_like(target, fqn, held.schema)
-            maybe_fault(FAULT_ENV, "repartition_recreated")
+            maybe_fault(FAULT_ENV, "rebuild_recreated")
             self._copy_rows(target, holding, fqn, held.schema)
         else:
-            if partitioning(current) != partitioning(held):
+            if partitioning(current) != partitioning(held) or schema_mod.evolve(current.schema, held.schema)[1]:
                 # Killed before the original was dropped: it is whole; start over from it.
                 self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
                 return None
             if self._fingerprint(target, fqn, known) != self._fingerprint(target, holding, known):
                 # Killed between recreating the original and its verified INSERT: fill it again.
-                self._query(f"DELETE FROM `{fqn}` WHERE TRUE", self._labels("repartition", "-", target))
+                self._query(f"DELETE FROM `{fqn}` WHERE TRUE", self._labels("rebuild", "-", target))
                 self._copy_rows(target, holding, fqn, held.schema)
         self.client.delete_table(holding, retry=client_retry(), timeout=call_deadline())
-        if self.report is not None:
-            self.report.schema_changes.append(f"{target.fqn}: repartitioned to {partitioning(held)}")
+        if interrupted and self.report is not None:
+            self.report.schema_changes.append(f"{target.fqn}: finished the rebuild a kill interrupted ({partitioning(held)})")
         return self.client.get_table(fqn, retry=client_retry(), timeout=call_deadline())
 
     def evolve_schema(self, target: Target, table: bigquery.Table) -> list[schema_mod.SchemaChange]:
@@ -454,7 +479,8 @@ class Pusher:
             raise SchemaRefused(
                 f"{target.fqn}: the BigQuery table differs from its contract in a way the push does not apply by itself "
                 f"(it could lose data): {'; '.join(c.message() for c in refused)}. Nothing was pushed to it; "
-                "rebuild the table (copy, verify, swap) or change the contract back."
+                f"`cbi sync migrate-schema {target.contract.fqn}` shows how it would be rebuilt (copy, verify, swap) "
+                "and `--apply` does it; or change the contract back."
             )
         if not changes:
             return []

@@ -55,7 +55,7 @@ def _assert_monthly_and_equal(s, client) -> None:
     assert [f.name for f in table.schema] == CAL.column_names
     assert count(client, CAL.fqn) == CALENDAR_DAYS
     with pytest.raises(NotFound):
-        client.get_table(f"{client.project}.{CAL.fqn}{push_mod.REPARTITION_SUFFIX}")
+        client.get_table(f"{client.project}.{CAL.fqn}{push_mod.REBUILD_SUFFIX}")
     with warehouse.open_warehouse(s.warehouse_path) as con:
         (d,) = diff(con, make_client(s), s, [CAL.fqn])
     assert d.ok, d.as_dict()
@@ -77,7 +77,7 @@ def test_a_daily_calendar_in_bigquery_is_repartitioned_monthly_by_the_push(regis
     _assert_monthly_and_equal(s, client)
 
 
-@pytest.mark.parametrize("fault", ["repartition", "repartition_dropped", "repartition_recreated"])
+@pytest.mark.parametrize("fault", ["repartition", "rebuild_dropped", "rebuild_recreated"])
 def test_a_repartition_killed_at_each_step_is_finished_by_the_next_push(fault, registry_template, tmp_path, make_settings, client):
     s = make_settings(copy_home(registry_template, tmp_path / "home"))
     _daily_calendar_as_pushed_before(s, client, tmp_path)
