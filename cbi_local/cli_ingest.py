@@ -106,22 +106,53 @@ def _forget(home: Path | None, as_json: bool, paths: list[str]) -> None:
 
 @app.command("migrate-legacy")
 def migrate_legacy(
-    legacy_dir: Annotated[Path, typer.Argument(help="Folder of legacy exports named dataset.table.parquet.")],
+    legacy_dir: Annotated[Path | None, typer.Argument(help="Folder of legacy exports named dataset.table.parquet.")] = None,
+    from_bigquery: Annotated[list[str] | None, typer.Option(
+        "--from-bigquery", help="Read the legacy tables from BigQuery instead: PROJECT.DATASET (its mapped tables) or "
+        "PROJECT.DATASET.TABLE; repeatable.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Migrate the legacy BigQuery exports: source precedence, dedup log, defects reported by rule."""
+    """Migrate the legacy BigQuery tables (exports, or read from BigQuery): source precedence, dedup log, defects reported by rule."""
+    if (legacy_dir is None) == (not from_bigquery):
+        fail("give a folder of legacy exports or --from-bigquery PROJECT.DATASET[.TABLE] (one of the two)")
+    s = settings(home)
+    downloaded: dict[str, Any] | None = None
+    if from_bigquery:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        from sync import legacy as legacy_source
+        from sync.bigquery.client import NoCredentials, make_client
+        from sync.journal import redact
+        from sync.retry import Offline
+
+        try:
+            got = legacy_source.download(make_client(s), s, from_bigquery)
+        except (legacy_source.LegacySourceError, NoCredentials, Offline, GoogleAPICallError) as exc:
+            fail(redact(f"reading the legacy tables from BigQuery: {exc}"))
+        downloaded = got.as_dict()
+        legacy_dir = Path(got.folder)
+    folder = legacy_dir.expanduser()
 
     def step(con, say):
-        if not legacy_dir.is_dir():
-            raise FileNotFoundError(f"{legacy_dir}: not a folder of legacy exports")
-        return pipeline.migrate_legacy_dir(con, legacy_dir.expanduser(), say)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder of legacy exports")
+        report = pipeline.migrate_legacy_dir(con, folder, say)
+        if downloaded is not None:
+            report["from_bigquery"] = downloaded
+        return report
 
-    s = settings(home)
     if as_json:
         _run(home, True, step)
         return
     report = with_warehouse(s, lambda con: step(con, None), FileNotFoundError, write=True)
+    if downloaded is not None:
+        for snap in downloaded["snapshots"]:
+            how = {"reused": "unchanged in BigQuery, snapshot reused", "storage": "read through the Storage Read API",
+                   "rest": f"read through REST (Storage Read API: {snap['storage_unavailable']})"}[snap["read_api"]]
+            console.print(f"{snap['table']}: {snap['rows']:,} rows, {escape(how)}", soft_wrap=True)
+        if downloaded["unmapped"]:
+            console.print(f"not mapped, not read: {', '.join(downloaded['unmapped'])}", soft_wrap=True)
     _print_batch(report)
     console.print("defects by rule:")
     for rule, d in sorted(report["defects_by_rule"].items()):
