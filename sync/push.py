@@ -57,6 +57,7 @@ from data_contracts.to_duckdb import table_ref
 from . import fingerprint as fp
 from .bigquery import schema as schema_mod
 from .bigquery.client import query_config
+from .bigquery.layout import LocationMismatch, check_locations  # noqa: F401 - LocationMismatch: the push raises it
 from .journal import FAULT_ENV, Journal, new_run_id, now, redact, sync_lock
 from .retry import Offline, call_deadline, client_retry, with_retries
 
@@ -78,10 +79,6 @@ class VerifyError(RuntimeError):
 class SchemaRefused(RuntimeError):
     """The BigQuery table differs from its contract in a way the push does not apply by itself
     (it could lose data), or BigQuery did not apply an additive change; nothing was pushed to it."""
-
-
-class LocationMismatch(RuntimeError):
-    """A target dataset exists in another location than CBI_BQ_LOCATION; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -504,23 +501,7 @@ class Pusher:
         """Every target dataset (and the staging dataset) that already exists must be in
         CBI_BQ_LOCATION: BigQuery cannot MERGE across locations. Checked before anything is written."""
         names = {STAGING_DATASET} | {t.contract.dataset for _b, tables in batches for t in push_targets(tables)}
-        want = self.settings.bq_location
-        wrong: list[str] = []
-        for name in sorted(names):
-            try:
-                ds = with_retries(
-                    "get dataset", lambda name=name: self.client.get_dataset(f"{self.project}.{name}", retry=client_retry(), timeout=call_deadline())
-                )
-            except NotFound:
-                continue
-            if (ds.location or "").lower() != want.lower():
-                wrong.append(f"{name} is in {ds.location}")
-        if wrong:
-            raise LocationMismatch(
-                f"BigQuery datasets of project {self.project!r} are not in CBI_BQ_LOCATION={want}: {', '.join(wrong)}. "
-                "Nothing was pushed. Set CBI_BQ_LOCATION to their location, or move the datasets (copy to a dataset in "
-                f"{want}, verify, swap)."
-            )
+        check_locations(self.client, self.project, self.settings.bq_location, names, "pushed")
 
     # -- local SQL ----------------------------------------------------------------------
     def _local_where(self, target: Target, pids: list[int] | None = None) -> str:

@@ -11,6 +11,33 @@ import data_contracts as dc
 from cbi_local.audit import AuditReport, Drift, compare_tables
 from data_contracts import to_bigquery
 
+from ..retry import call_deadline, client_retry, with_retries
+
+
+class LocationMismatch(RuntimeError):
+    """A dataset CBI Local writes exists in another location than CBI_BQ_LOCATION; nothing was written."""
+
+
+def check_locations(client: bigquery.Client, project: str, location: str, names: set[str] | list[str], nothing: str) -> None:
+    """Every dataset of `names` that already exists must be in `location`: BigQuery cannot run a job
+    across locations (the emulator can, so the check is ours). Checked before anything is written;
+    `nothing` completes "Nothing was ..." in the message."""
+    wrong: list[str] = []
+    for name in sorted(names):
+        try:
+            ds = with_retries("get dataset", lambda name=name: client.get_dataset(
+                f"{project}.{name}", retry=client_retry(), timeout=call_deadline()))
+        except NotFound:
+            continue
+        if (ds.location or "").lower() != location.lower():
+            wrong.append(f"{name} is in {ds.location}")
+    if wrong:
+        raise LocationMismatch(
+            f"BigQuery datasets of project {project!r} are not in CBI_BQ_LOCATION={location}: {', '.join(wrong)}. "
+            f"Nothing was {nothing}. Set CBI_BQ_LOCATION to their location, or move the datasets (copy to a dataset in "
+            f"{location}, verify, swap)."
+        )
+
 
 @dataclass
 class LayoutReport:
@@ -19,8 +46,10 @@ class LayoutReport:
 
 
 def ensure_layout(client: bigquery.Client, project: str, location: str) -> LayoutReport:
-    """Create missing datasets (in `location`) and tables; existing ones are left as they are."""
+    """Create missing datasets (in `location`) and tables; existing ones are left as they are. An
+    existing dataset in another location stops it before anything is created (LocationMismatch)."""
     report = LayoutReport()
+    check_locations(client, project, location, set(dc.DATASETS), "created")
     existing = {d.dataset_id for d in client.list_datasets(project)}
     for name, description in dc.DATASETS.items():
         if name not in existing:

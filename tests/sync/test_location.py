@@ -39,3 +39,23 @@ def test_a_target_dataset_in_another_location_stops_the_push_before_anything_is_
     # The same dataset in the configured location (case as BigQuery spells it) is accepted.
     result = run_cli(s, "sync", "push", "--dry-run", CBI_BQ_LOCATION="us")
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_cbi_run_with_a_target_dataset_in_another_location_names_it_and_writes_nothing(registry_template, tmp_path, make_settings, client):
+    """The same check under `cbi run`: its push step fails with the datasets named (exit 1, a problem
+    found; the local steps ran), nothing is written to BigQuery, and parity is not attempted."""
+    s = make_settings(copy_home(registry_template, tmp_path / "home"))
+    legacy = bigquery.Dataset(f"{s.bq_project}.regimes")
+    legacy.location = "US"
+    client.create_dataset(legacy)
+    empty_inbox = tmp_path / "inbox"
+    empty_inbox.mkdir()
+    result = run_cli(s, "run", "--inbox", str(empty_inbox), "--no-train")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    assert "regimes is in US" in out and "CBI_BQ_LOCATION=us-central1" in out, out[-3000:]
+    assert [d.dataset_id for d in client.list_datasets()] == ["regimes"]
+    assert list(client.list_tables(f"{s.bq_project}.regimes")) == []
+    with warehouse.open_warehouse(s.warehouse_path, read_only=True) as con:
+        assert {r[0] for r in con.execute("SELECT status FROM ops.batches").fetchall()} == {"validated"}
