@@ -31,12 +31,12 @@ from typer.core import TyperGroup
 
 from . import __version__
 from . import audit as audit_mod
-from . import config, warehouse
-from .config import Settings, settings
+from . import cli_features, cli_fetch, cli_health, cli_ingest, cli_train, config, warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, err, fail, print_gate, with_warehouse  # noqa: F401 - also the names tests import
+from .config import settings
+from sync import cli as sync_cli
+from tui import cli as tui_cli
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
 DEBUG_ENV = "CBI_DEBUG"
 
 
@@ -133,48 +133,6 @@ def root(
     if not any(isinstance(h, _StderrHandler) for h in cbi_log.handlers):
         cbi_log.addHandler(_StderrHandler(logging.WARNING))
         cbi_log.setLevel(logging.INFO)
-
-
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="Warehouse home directory (default: $CBI_HOME or ~/.cbi).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def emit_json(payload: Any, ok: bool | None = None) -> None:
-    """The one `--json` envelope: an object with `ok` first (a list goes under `items`)."""
-    body = payload if isinstance(payload, dict) else {"items": payload}
-    verdict = ok if ok is not None else body.get("ok", True)
-    sys.stdout.write(json.dumps({"ok": verdict, **{k: v for k, v in body.items() if k != "ok"}}, indent=2, default=str) + "\n")
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _message(exc: BaseException) -> str:
-    # str(KeyError("x")) is "'x'": a KeyError's message is its argument
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
-def print_gate(gate: dict[str, Any] | None, indent: str = "") -> None:
-    """The line ingest, features build and train print when their batch failed the health gate."""
-    if gate and gate["failed"]:
-        console.print(f"{indent}[red]✗ health gate failed[/]: {gate['failed']}; {gate['rows_quarantined']:,} rows held back")
-
-
-def with_warehouse(
-    s: Settings, fn: Callable[[duckdb.DuckDBPyConnection], T], *errors: type[Exception], write: bool = False
-) -> T:
-    """`fn(con)` on the warehouse (read-only unless `write`). A missing or locked warehouse, or one
-    of `errors`, exits 2 with its message (never a traceback)."""
-    try:
-        with warehouse.open_warehouse(s.warehouse_path, read_only=not write) as con:
-            return fn(con)
-    except (warehouse.WarehouseError, *errors) as exc:
-        fail(_message(exc))
-        raise  # unreachable: fail() exits
 
 
 @app.command()
@@ -485,10 +443,10 @@ def run_cmd(
 
 
 
-from . import cli_features, cli_health, cli_ingest, cli_train  # noqa: E402,F401  (register their commands on `app`)
-from . import cli_fetch  # noqa: E402,F401  (registers `cbi fetch ...`)
-from sync import cli as _sync_cli  # noqa: E402,F401  (registers `cbi sync ...` and `cbi daemon`)
-from tui import cli as _tui_cli  # noqa: E402,F401  (registers `cbi tui`; Textual loads only when it runs)
+# Every command module's commands, registered explicitly (each module holds a `commands` Typer;
+# the groups keep their names: `cbi features`, `cbi sync`, ...).
+for _module in (cli_features, cli_health, cli_ingest, cli_train, cli_fetch, sync_cli, tui_cli):
+    app.add_typer(_module.commands)
 
 
 def main() -> None:

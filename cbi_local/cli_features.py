@@ -9,14 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, print_gate, with_warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, print_gate, with_warehouse
 from .config import settings
 
 features_app = typer.Typer(
     help="The daily ML matrix (features.daily_ml_matrix): build it from the warehouse, export it flat.",
     no_args_is_help=True,
 )
-app.add_typer(features_app, name="features")
+commands = typer.Typer()  # registered by cbi_local/cli.py
+commands.add_typer(features_app, name="features")
 
 SymbolsOpt = Annotated[
     str | None, typer.Option("--symbols", help="Comma-separated symbols (canonical: continuous roots; default all; "

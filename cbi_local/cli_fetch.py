@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, fail, with_warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, fail, print_batch, with_warehouse
 from .config import settings
 
+commands = typer.Typer()  # registered by cbi_local/cli.py
 fetch_app = typer.Typer(help="Turn coverage gaps into exact download requests.", no_args_is_help=True)
-app.add_typer(fetch_app, name="fetch")
+commands.add_typer(fetch_app, name="fetch")
 UNIVERSE = Path("registry") / "universe" / "databento_universe.yaml"
 
 
@@ -69,7 +70,6 @@ def fred_cmd(
 ) -> None:
     """Refresh FRED series through the FRED API (FRED_API_KEY) into <inbox>/fred/, then ingest them."""
     from . import pipeline
-    from .cli_ingest import _print_batch
     from .fetch.fred import FetchError, refresh, series_to_refresh
 
     s = settings(home)
@@ -91,6 +91,6 @@ def fred_cmd(
         console.print(f"fred: {len(fetched.written)} series written, {len(fetched.unchanged)} unchanged "
                       f"({sum(fetched.observations.values()):,} observations) in {fetched.folder}", soft_wrap=True)
         if "batch" in report:
-            _print_batch(report)
+            print_batch(report)
     if not ok:
         raise typer.Exit(1)

@@ -9,13 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, with_warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, with_warehouse
 from .config import settings
 
 GAPS_SHOWN = 5
 
+commands = typer.Typer()  # registered by cbi_local/cli.py
 
-@app.command()
+
+@commands.command()
 def coverage(
     home: HomeOpt = None,
     as_json: JsonOpt = False,

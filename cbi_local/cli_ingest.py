@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,41 +10,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import pipeline, warehouse
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate, with_warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, err, fail, print_batch, with_warehouse
 from .config import settings
 from .ingest.detect import UnknownInput
 
-
-def _print_batch(report: dict[str, Any]) -> None:
-    batch = report["batch"]
-    t = batch["totals"]
-    status = Counter(c["status"] for c in batch["files"].values())
-    read = status["loaded"] + status["replaced"]
-    # Files that were not read are said as such: an error or a skipped file is no "file loaded".
-    others = "".join(f", {status[s]} {s}" for s in ("error", "skipped", "empty") if status[s])
-    console.print(
-        f"batch {batch['batch_id']} ({batch['status']}): {read} files read{others}, "
-        f"{len(batch['unchanged_files'])} unchanged; rows read {t['rows_read']:,} = loaded {t['rows_loaded']:,} "
-        f"+ quarantined {t['rows_quarantined']:,} + duplicates {t['rows_duplicate']:,}"
-        + ("" if batch["balanced"] else " [red](UNBALANCED)[/]"),
-        soft_wrap=True,
-    )
-    for path, c in batch["files"].items():
-        if c["status"] == "error":
-            console.print(f"  [red]✗[/] {escape(path)}: {escape(str(c['error']))}", soft_wrap=True)
-        elif path in report.get("all_quarantined", {}):
-            console.print(f"  [red]✗[/] {escape(path)}: all {c['rows_read']:,} rows quarantined, none loaded "
-                          f"(`cbi quarantine list`)", soft_wrap=True)
-        elif c["rows_quarantined"]:
-            console.print(
-                f"  [yellow]![/] {escape(path)}: {c['rows_quarantined']:,} of {c['rows_read']:,} rows quarantined "
-                f"(`cbi quarantine list`)",
-                soft_wrap=True,
-            )
-    print_gate(report.get("gate"), indent="  ")
-    cont = report.get("continuous")
-    if cont:
-        console.print(f"  continuous series rebuilt: +{cont['inserted']} -{cont['deleted']} rows, {len(cont['rolls'])} rolls")
+commands = typer.Typer()  # registered by cbi_local/cli.py
 
 
 def _run(home: Path | None, as_json: bool, step) -> None:
@@ -67,12 +36,12 @@ def _run(home: Path | None, as_json: bool, step) -> None:
     if as_json:
         emit_json(report)
     else:
-        _print_batch(report)
+        print_batch(report)
     if not report["ok"]:
         raise typer.Exit(1)
 
 
-@app.command()
+@commands.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Databento files/folders, FRED CSVs/folders, the registry folder.")],
     home: HomeOpt = None,
@@ -104,7 +73,7 @@ def _forget(home: Path | None, as_json: bool, paths: list[str]) -> None:
         raise typer.Exit(1)
 
 
-@app.command("migrate-legacy")
+@commands.command("migrate-legacy")
 def migrate_legacy(
     legacy_dir: Annotated[Path | None, typer.Argument(help="Folder of legacy exports named dataset.table.parquet.")] = None,
     from_bigquery: Annotated[list[str] | None, typer.Option(
@@ -153,7 +122,7 @@ def migrate_legacy(
             console.print(f"{snap['table']}: {snap['rows']:,} rows, {escape(how)}", soft_wrap=True)
         if downloaded["unmapped"]:
             console.print(f"not mapped, not read: {', '.join(downloaded['unmapped'])}", soft_wrap=True)
-    _print_batch(report)
+    print_batch(report)
     console.print("defects by rule:")
     for rule, d in sorted(report["defects_by_rule"].items()):
         console.print(f"  {rule}: {d['rows']:,} rows in {', '.join(d['tables'])}", soft_wrap=True)
@@ -162,7 +131,7 @@ def migrate_legacy(
         raise typer.Exit(1)
 
 
-@app.command("build-continuous")
+@commands.command("build-continuous")
 def build_continuous_cmd(
     root: Annotated[list[str] | None, typer.Option("--root", help="Only this root (repeatable).")] = None,
     home: HomeOpt = None,

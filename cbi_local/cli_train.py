@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail, print_gate, with_warehouse
+from .cli_base import HomeOpt, JsonOpt, console, emit_json, err, fail, print_gate, with_warehouse
 from .config import settings
 
 train_app = typer.Typer(
@@ -17,7 +17,8 @@ train_app = typer.Typer(
          "walk-forward CV); `cbi train compare A B` and `cbi train runs` read the recorded runs.",
     invoke_without_command=True,
 )
-app.add_typer(train_app, name="train")
+commands = typer.Typer()  # registered by cbi_local/cli.py
+commands.add_typer(train_app, name="train")
 
 _RESEARCH = "[bold yellow]RESEARCH[/]"
 

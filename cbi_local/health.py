@@ -505,7 +505,7 @@ def validate_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, A
     """The gate before a push: table-level rules over the batch's own rows. A blocking failure
     moves all the batch's rows into the quarantine and marks it failed_validation (never pushed);
     `files` has the rows moved per source file (their manifest counts moved with them)."""
-    from .quarantine import quarantine_batch
+    from .batches import quarantine_batch
 
     found = con.execute("SELECT table_names FROM ops.batches WHERE batch_id = ?", [batch_id]).fetchall()
     if not found:

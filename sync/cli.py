@@ -1,8 +1,5 @@
-"""`cbi sync push|pull|diff|status` and `cbi daemon [install]` (registered on the main app).
-
-The lead registers this module in cbi_local/cli.py with:
-    from sync import cli as _sync_cli  # noqa: E402,F401  (registers sync, daemon)
-"""
+"""`cbi sync push|pull|diff|migrate-schema|views|archive|status` and `cbi daemon [install]`
+(`commands`, registered by cbi_local/cli.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +13,14 @@ import typer
 from rich.markup import escape
 
 from cbi_local import warehouse
-from cbi_local.cli import HomeOpt, JsonOpt, app, console, emit_json, err, fail
+from cbi_local.cli_base import HomeOpt, JsonOpt, console, emit_json, err, fail
 from cbi_local.config import Settings, settings
 
+commands = typer.Typer()  # registered by cbi_local/cli.py
 sync_app = typer.Typer(help="BigQuery sync: push validated batches exactly once, pull cloud-written tables, parity diff, status.", no_args_is_help=True)
-app.add_typer(sync_app, name="sync")
+commands.add_typer(sync_app, name="sync")
 daemon_app = typer.Typer(help="Run inbox -> ingest -> push -> pull in a loop; `cbi daemon install` makes it a service.", invoke_without_command=True)
-app.add_typer(daemon_app, name="daemon")
+commands.add_typer(daemon_app, name="daemon")
 
 TablesArg = Annotated[list[str] | None, typer.Argument(help="dataset.table names (default: every synced table).")]
 
@@ -441,9 +439,4 @@ def daemon_install(
             console.print("the service needs FRED_API_KEY in its environment (never written into the file): "
                           + ("`launchctl setenv FRED_API_KEY ...` before starting it" if k == "launchd"
                              else "`systemctl --user set-environment FRED_API_KEY=...`"), soft_wrap=True)
-
-
-def main() -> None:
-    """Entry point that works before cbi_local/cli.py imports this module (tests' subprocesses)."""
-    app()
 

@@ -1,17 +1,17 @@
-"""`cbi tui [--home DIR]`: registered on the main app. Textual is imported only when the command runs,
-so importing this module (from cbi_local.cli) keeps the headless packages free of Textual.
-
-The lead registers it in cbi_local/cli.py with:
-    from tui import cli as _tui_cli  # noqa: E402,F401  (registers tui)
-"""
+"""`cbi tui [--home DIR]` (`commands`, registered by cbi_local/cli.py). Textual is imported only
+when the command runs, so importing this module keeps the headless packages free of Textual."""
 
 from __future__ import annotations
 
-from cbi_local.cli import HomeOpt, app, fail
+import typer
+
+from cbi_local.cli_base import HomeOpt, fail
 from cbi_local.config import settings
 
+commands = typer.Typer()
 
-@app.command()
+
+@commands.command()
 def tui(home: HomeOpt = None) -> None:
     """Open the terminal UI: overview, tables, health and quarantine, coverage, sync, training."""
     s = settings(home)

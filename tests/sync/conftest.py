@@ -118,7 +118,7 @@ def cli_env(s: Settings, **extra: str) -> dict[str, str]:
 def run_cli(s: Settings, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     """`cbi <args>` in a fresh process (so it can be SIGKILLed by the fault hook)."""
     return subprocess.run(
-        [sys.executable, "-c", "from sync.cli import main; main()", *args, "--home", str(s.home)],
+        [sys.executable, "-c", "from cbi_local.cli import main; main()", *args, "--home", str(s.home)],
         cwd=REPO, env=cli_env(s, **env), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

@@ -114,7 +114,7 @@ def test_sigterm_stops_cleanly_and_a_second_instance_is_refused(tmp_path, make_s
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from sync.cli import main; main()", "daemon", "--interval", "600", "--inbox", str(inbox), "--home", str(s.home)],
+        [sys.executable, "-c", "from cbi_local.cli import main; main()", "daemon", "--interval", "600", "--inbox", str(inbox), "--home", str(s.home)],
         cwd=REPO, env=cli_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -194,7 +194,7 @@ def test_bigquery_down_mid_push_keeps_the_batch_pending(registry_template, tmp_p
         from .conftest import REPO, cli_env
 
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from sync.cli import main; main()", "sync", "push", "--json", "--home", str(home)],
+            [sys.executable, "-c", "from cbi_local.cli import main; main()", "sync", "push", "--json", "--home", str(home)],
             cwd=REPO, env=cli_env(s, CBI_SYNC_FAULT="wait:merge", CBI_SYNC_FAULT_GATE=str(gate)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
