@@ -357,7 +357,13 @@ def preview(path: Path, fqn: str, limit: int = 50) -> tuple[list[str], list[tupl
 # --- health ----------------------------------------------------------------------------------------
 
 
-def health(path: Path) -> dict[str, Any]:
+def health(path: Path, check: tuple[str, str, str | None] | None = None, group: tuple[str, str] | None = None,
+           entry: str | None = None, only_problems: bool = True) -> dict[str, Any]:
+    """The Health screen's whole refresh, on ONE connection: the latest checks, the held quarantine
+    groups, and the details the screen shows first -- the history of `check` (table, rule, columns;
+    default: the first check listed), the entries of `group` (table, rule; default: the first group)
+    and the payload of `entry` (default: the group's first entry). A detail the user moves to later
+    is read then (check_history, quarantine_entries, quarantine_show)."""
     def q(con):
         present = _tables_present(con)
         checks = latest_checks(con) + recorded_defects(con) if "monitoring.health_checks" in present else []
@@ -367,16 +373,34 @@ def health(path: Path) -> dict[str, Any]:
             from cbi_local import quarantine as qmod
 
             quarantine = qmod.summary(con, "held")
-        return {"checks": checks, "quarantine": quarantine}
+        out: dict[str, Any] = {"checks": checks, "quarantine": quarantine, "history": {}, "entries": {}, "payloads": {}}
+        shown = [c for c in checks if not only_problems or c["status"] != "pass"]
+        first = check or next(((c["table_name"], c["rule"], c.get("rule_columns")) for c in shown if c["status"] != RECORDED), None)
+        if first is not None:
+            out["history"][first] = _check_history(con, *first)
+        g = group or next(((x["table"], x["rule"]) for x in quarantine), None)
+        if g is not None and any((x["table"], x["rule"]) == g for x in quarantine):
+            entries = _quarantine_entries(con, *g)
+            out["entries"][g] = entries
+            qid = entry if entry and any(e["quarantine_id"] == entry for e in entries) else (entries[0]["quarantine_id"] if entries else None)
+            if qid is not None:
+                from cbi_local import quarantine as qmod
+
+                out["payloads"][qid] = qmod.show(con, qid)
+        return out
 
     return read(path, q)
 
 
-def check_history(path: Path, table: str, rule: str, rule_columns: str | None, limit: int = 50) -> list[dict[str, Any]]:
-    return read(path, lambda con: _dicts(con.execute(
+def _check_history(con: duckdb.DuckDBPyConnection, table: str, rule: str, rule_columns: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    return _dicts(con.execute(
         "SELECT checked_at, status, measured_value, threshold, batch_id, engine, message FROM monitoring.health_checks "
         "WHERE table_name = ? AND rule = ? AND coalesce(rule_columns, '') = coalesce(?, '') "
-        "ORDER BY checked_at DESC LIMIT ?", [table, rule, rule_columns, limit])))
+        "ORDER BY checked_at DESC LIMIT ?", [table, rule, rule_columns, limit]))
+
+
+def check_history(path: Path, table: str, rule: str, rule_columns: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    return read(path, lambda con: _check_history(con, table, rule, rule_columns, limit))
 
 
 def samples(sample_keys: str | None) -> list[Any]:
@@ -390,11 +414,15 @@ def samples(sample_keys: str | None) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def quarantine_entries(path: Path, table: str, rule: str, limit: int = 200) -> list[dict[str, Any]]:
-    return read(path, lambda con: _dicts(con.execute(
+def _quarantine_entries(con: duckdb.DuckDBPyConnection, table: str, rule: str, limit: int = 200) -> list[dict[str, Any]]:
+    return _dicts(con.execute(
         "SELECT quarantine_id, quarantined_at, batch_id, source_file, record_number, reason FROM monitoring.quarantine "
         "WHERE status = 'held' AND table_name = ? AND rule = ? ORDER BY quarantined_at, record_number LIMIT ?",
-        [table, rule, limit])))
+        [table, rule, limit]))
+
+
+def quarantine_entries(path: Path, table: str, rule: str, limit: int = 200) -> list[dict[str, Any]]:
+    return read(path, lambda con: _quarantine_entries(con, table, rule, limit))
 
 
 def held_rows(con: duckdb.DuckDBPyConnection, table: str, rule: str) -> int:

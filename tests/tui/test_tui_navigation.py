@@ -137,3 +137,41 @@ def test_a_busy_screen_retries_by_itself(home: Path):
         run(go())
     finally:
         proc.kill()
+
+
+def test_one_health_refresh_opens_one_connection_and_paints_every_pane(home: Path, monkeypatch):
+    """`r` on Health: the checks, the groups, and the details under the cursors (history, entries,
+    payload) come from one read-only connection; moving to another group reads its entries then."""
+    from tui import data
+
+    opened: list[str] = []
+    real = data._read_once
+
+    def counted(path, fn):
+        opened.append(getattr(fn, "__qualname__", "?"))
+        return real(path, fn)
+
+    monkeypatch.setattr(data, "_read_once", counted)
+
+    async def go():
+        app = CbiApp(home, refresh_every=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await press(pilot, app, "3")
+            await press(pilot, app, "down")  # a check whose history is not the first one's
+            await press(pilot, app, "t")  # the quarantine tab, so its panes are live too
+            opened.clear()
+            await press(pilot, app, "r")
+            assert len(opened) == 1, opened
+            screen = app.screen
+            assert "history (latest" in screen.detail_plain  # the check under the cursor, painted from that read
+            entries = screen.query_one("#q-entries", RowsTable)
+            assert entries.row_count > 0
+            payload = str(screen.query_one("#q-payload").render())
+            assert payload != "select an entry"
+            groups = screen.query_one("#q-groups", RowsTable)
+            assert groups.row_count > 1
+            await press(pilot, app, "down")  # another group: its entries are read now, one connection
+            assert len(opened) == 3, opened  # its entries, then the payload of its first entry
+            assert entries.row_count > 0
+
+    run(go())

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from .. import data
 from ..messages import ActionFinished, CheckSelected
-from ..widgets.checks_table import ChecksTable
+from ..widgets.checks_table import ChecksTable, check_key
 from ..widgets.freshness import Freshness
 from ..widgets.rows_table import RowsTable
 from .base import DataScreen
@@ -78,10 +78,31 @@ class HealthScreen(DataScreen):
                         yield Static("select an entry", id="q-payload")
         yield Footer()
 
+    # One connection per refresh: the read brings the checks, the groups and the details the cursors
+    # are on (history, entries, payload), and the panes paint from `prefetched`; only a detail the
+    # user moves to afterwards is read on its own.
+    prefetched: dict = {}
+    _want: tuple = (None, None, None)
+
+    def refresh_data(self) -> None:
+        self._want = self._cursor_details()  # on the UI thread, before the read starts
+        super().refresh_data()
+
+    def _cursor_details(self) -> tuple:
+        checks = self.query_one(ChecksTable)
+        row, check = checks.cursor_row, None
+        if 0 <= row < len(checks.checks) and checks.checks[row]["status"] != data.RECORDED:
+            c = checks.checks[row]
+            check = (c["table_name"], c["rule"], c.get("rule_columns"))
+        g = self.highlighted_group()
+        return check, (g["table"], g["rule"]) if g else None, self.query_one("#q-entries", RowsTable).selected_key
+
     def load(self) -> dict:
-        return data.health(self.app.warehouse)
+        check, group, entry = self._want
+        return data.health(self.app.warehouse, check, group, entry, self.only_problems)
 
     def paint(self, result: dict) -> None:
+        self.prefetched = {k: result[k] for k in ("history", "entries", "payloads")}
         self.query_one(ChecksTable).show(result["checks"], self.only_problems)
         groups = result["quarantine"]
         self.groups = groups
@@ -101,9 +122,18 @@ class HealthScreen(DataScreen):
     # --- a check: samples + history ------------------------------------------------------------
     def on_check_selected(self, message: CheckSelected) -> None:
         c = message.check
+        checks = self.query_one(ChecksTable)
+        row = checks.cursor_row
+        if not (0 <= row < len(checks.checks)) or check_key(checks.checks[row]) != check_key(c):
+            return  # a row a repaint passed through on its way back to the cursor's row
         self.show_check(c)
         if c["status"] != data.RECORDED:  # a migration's defect is one recording, not a series of checks
-            self.load_history(c["table_name"], c["rule"], c.get("rule_columns"))
+            key = (c["table_name"], c["rule"], c.get("rule_columns"))
+            history = self.prefetched.get("history", {}).get(key)
+            if history is not None:
+                self.show_check(c, history)
+            else:
+                self.load_history(*key)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a check opens its held rows in the Quarantine tab (when it has any)."""
@@ -171,9 +201,29 @@ class HealthScreen(DataScreen):
         if event.data_table.id == "q-groups":
             g = self.highlighted_group()
             if g:
-                self.load_entries(g["table"], g["rule"])
-        elif event.data_table.id == "q-entries" and event.row_key is not None and event.row_key.value:
-            self.load_payload(event.row_key.value)
+                rows = self.prefetched.get("entries", {}).get((g["table"], g["rule"]))
+                if rows is not None:
+                    self.show_entries(rows)
+                else:
+                    self.load_entries(g["table"], g["rule"])
+        elif event.data_table.id == "q-entries":
+            qid = self.query_one("#q-entries", RowsTable).selected_key  # the cursor's row, not one a repaint passed
+            if not qid:
+                return
+            entry = self.prefetched.get("payloads", {}).get(qid)
+            if entry is not None:
+                self.show_payload(entry)
+            else:
+                self.load_payload(qid)
+
+    def show_entries(self, rows: list[dict]) -> None:
+        self.query_one("#q-entries", RowsTable).show(["record_number", "reason", "source_file", "quarantine_id"], rows,
+                                                     [r["quarantine_id"] for r in rows])
+
+    def show_payload(self, entry: dict) -> None:
+        text = Text.assemble((f"{entry['rule']}: ", "bold"), str(entry.get("reason") or ""), "\n\n", json.dumps(
+            json.loads(entry["payload"]) if entry.get("payload") else None, indent=1, default=str))
+        self.query_one("#q-payload", Static).update(text)
 
     @work(thread=True, exclusive=True, group="entries")
     def load_entries(self, table: str, rule: str) -> None:
@@ -182,10 +232,7 @@ class HealthScreen(DataScreen):
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self.query_one(Freshness).failed, exc)
             return
-        self.app.call_from_thread(
-            self.query_one("#q-entries", RowsTable).show, ["record_number", "reason", "source_file", "quarantine_id"], rows,
-            [r["quarantine_id"] for r in rows],
-        )
+        self.app.call_from_thread(self.show_entries, rows)
 
     @work(thread=True, exclusive=True, group="payload")
     def load_payload(self, qid: str) -> None:
@@ -194,9 +241,7 @@ class HealthScreen(DataScreen):
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self.query_one(Freshness).failed, exc)
             return
-        text = Text.assemble((f"{entry['rule']}: ", "bold"), str(entry.get("reason") or ""), "\n\n", json.dumps(
-            json.loads(entry["payload"]) if entry.get("payload") else None, indent=1, default=str))
-        self.app.call_from_thread(self.query_one("#q-payload", Static).update, text)
+        self.app.call_from_thread(self.show_payload, entry)
 
     def action_not_here(self, action: str) -> None:
         self.notify(f"{action} acts on a held group: open the Quarantine tab (t), highlight a group, press "
