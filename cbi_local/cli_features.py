@@ -30,6 +30,10 @@ def build(
     symbols: SymbolsOpt = None,
     source: Annotated[str, typer.Option("--source", help="canonical (futures_continuous_1d) or yahoo_historical "
                                                          "(research only, never pushed).")] = "canonical",
+    roll_adjustment: Annotated[str | None, typer.Option(
+        "--roll-adjustment", help="Returns and targets across recorded rolls: none (raw front-month closes) or ratio "
+                                  "(back-adjusted by the new/old close ratio at each roll). Default: CBI_ROLL_ADJUSTMENT, "
+                                  "else none.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -38,7 +42,9 @@ def build(
 
     s = settings(home)
     syms = [x for x in symbols.split(",") if x.strip()] if symbols else None
-    report = with_warehouse(s, lambda con: build_features(con, syms, source), FeaturesError, write=True)
+    adjust = roll_adjustment or s.roll_adjustment
+    report = with_warehouse(s, lambda con: build_features(con, syms, source, roll_adjustment=adjust), FeaturesError,
+                            write=True)
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -51,6 +57,10 @@ def build(
         for sym, n in report.rows.items():
             first, last = report.date_range[sym]
             console.print(f"  {sym}: {n:,} rows {first} .. {last}")
+        if report.roll_adjustment == "ratio":
+            rolled = ", ".join(f"{sym} {r['recorded']}" + (f" ({r['unadjustable']} unadjustable)" if r["unadjustable"] else "")
+                               for sym, r in report.rolls.items())
+            console.print(f"  returns and targets ratio back-adjusted at the recorded rolls: {rolled or 'none'}")
         if report.warnings:
             t = Table(title="missing inputs (NULL, never filled)")
             for col in ("symbol", "field", "NULL rows", "dates", "reason"):

@@ -87,6 +87,11 @@ def _print_report(r: dict[str, Any]) -> None:
         fc.add_row(f["horizon"], str(f["target_date"]), method, _f(f["p10"], 2), _f(f["p50"], 2), _f(f["p90"], 2),
                    _f(f["point"], 2), f"{_f(own['p10'], 2)} / {_f(own['p50'], 2)} / {_f(own['p90'], 2)}")
     console.print(fc)
+    a = r.get("as_of") or {}
+    if a.get("skipped"):
+        console.print(f"  [yellow]as of {a['date']}[/], not the window's last row {a['last_row']}: skipped "
+                      + "; ".join(f"{s['date']} ({escape(s['reason'])})" for s in a["skipped"])
+                      + f". Rule: {a['rule']}.", soft_wrap=True)
     if any(f["method"] != "model" for f in r["forecasts"]):
         console.print(f"  the model did not pass the publication gate at {', '.join(f['horizon'] for f in r['forecasts'] if f['method'] != 'model')}: "
                       "the best baseline is published instead (see the scoring table); "

@@ -8,6 +8,7 @@ that printing the settings never shows it; only the FRED request itself reads it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     fred_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FRED_API_KEY", "CBI_FRED_API_KEY"),
                                            description="FRED API key for `cbi fetch fred` (FRED_API_KEY).")
     fred_endpoint: str = Field(default="https://api.stlouisfed.org", description="FRED API base URL (CBI_FRED_ENDPOINT).")
+    roll_adjustment: Literal["none", "ratio"] = Field(
+        default="none",
+        description="Returns and targets of `cbi features build` (and `cbi run`) across the continuous series' recorded "
+                    "rolls (CBI_ROLL_ADJUSTMENT): none (raw front-month closes, the default) or ratio (back-adjusted).",
+    )
 
     @property
     def warehouse_path(self) -> Path:

@@ -27,6 +27,18 @@ order comes from the symbol (root + CME month code + 1- or 2-digit year; a 1-dig
 the first such year on or after the trade date's year). `roll_from_symbol` is set on each
 roll date to the previous row's symbol.
 
+Beside the front, from the same per-contract daily bars (set-based, no extra read):
+* ``next_symbol`` / ``next_close``: the outright with the nearest expiry after the row's contract
+  that has a daily bar that date, and its close (the term structure's second contract; features
+  ``term_structure``). Closes are compared only within one kind of bar: a UTC-day bar ('1d') and a
+  session aggregate ('1h_*') end at different instants on ES/CL, so next_close is NULL when the
+  second's bar is of the other kind.
+* ``contract_prior_close``: the row contract's close on the previous row's session: the previous
+  close, except on a roll date, where it is the new contract's close the session before it became
+  the front (a bar of the previous row's kind; NULL without one, and at a Yahoo/Databento stitch).
+  ``close / contract_prior_close`` is then a return within one contract on every row, and
+  ``contract_prior_close / previous close`` the new/old ratio a ratio back-adjustment uses.
+
 Yahoo stitch: rows of market_data.yahoo_historical whose symbol is a requested root and that
 satisfy the contract's YAHOO_ZL_BRIDGE `only_where` (root = 'ZL' AND date < 2010-06-06,
 Databento GLBX starts 2010-06-06) enter with source='yahoo' and symbol 'ZL', only on dates
@@ -70,7 +82,8 @@ YAHOO = dc.get("market_data.yahoo_historical")
 _BRIDGE = next(s for s in CONTINUOUS.sources if s.name == "yahoo" and s.only_where)
 _LINEAGE_REFRESH = ("batch_id", "ingested_at")  # not part of a row's content
 _SESSIONS = "_cbi_cont_sessions"
-_TEMPS = ("_cbi_cont_y", "_cbi_cont_h", "_cbi_cont_d", "_cbi_cont_daily", "_cbi_cont_front", "_cbi_cont_new", _SESSIONS)
+_TEMPS = ("_cbi_cont_y", "_cbi_cont_h", "_cbi_cont_d", "_cbi_cont_daily", "_cbi_cont_front", "_cbi_cont_next",
+          "_cbi_cont_new", _SESSIONS)
 
 
 @dataclass(frozen=True)
@@ -288,26 +301,55 @@ QUALIFY row_number() OVER (PARTITION BY d.root, d.session_date
 """
 
 
+# A bar's kind: a UTC-day bar ('1d') and a session aggregate ('1h_*') close at different instants for
+# roots whose session crosses 00:00 UTC (ES, CL), so two contracts' closes are compared only within a kind.
+_KIND = "CASE WHEN {b} = '1d' THEN 'utc_day' WHEN {b} LIKE '1h%' THEN 'session' ELSE {b} END"
+
+# The next expiry after each front contract among that session's outrights (the term structure's second
+# contract); its close only when its bar is of the front's kind.
+_NEXT_SQL = f"""
+CREATE TEMP TABLE _cbi_cont_next AS
+SELECT f.root, f.session_date, d.symbol AS next_symbol,
+       CASE WHEN {_KIND.format(b='d.basis')} = {_KIND.format(b='f.basis')} THEN d.close END AS next_close
+FROM _cbi_cont_front AS f
+JOIN _cbi_cont_daily AS d ON d.root = f.root AND d.session_date = f.session_date AND d.expiry_key > f.expiry_key
+QUALIFY row_number() OVER (PARTITION BY f.root, f.session_date ORDER BY d.expiry_key, d.symbol) = 1
+"""
+
 _NEW_ROWS_SQL = """
 CREATE TEMP TABLE _cbi_cont_new AS
 WITH db AS (
-  SELECT session_date AS date, root, symbol, open, high, low, close, volume,
-         'databento' AS source, source_file, file_sha256, FALSE AS ohlc_withheld
-  FROM _cbi_cont_front
+  SELECT f.session_date AS date, f.root, f.symbol, f.open, f.high, f.low, f.close, f.volume,
+         'databento' AS source, f.source_file, f.file_sha256, FALSE AS ohlc_withheld, f.basis,
+         n.next_symbol, n.next_close
+  FROM _cbi_cont_front AS f LEFT JOIN _cbi_cont_next AS n USING (root, session_date)
 ),
 yahoo AS (
-  SELECT y.* FROM _cbi_cont_y AS y
+  SELECT y.*, 'yahoo' AS basis,
+         CAST(NULL AS VARCHAR) AS next_symbol, CAST(NULL AS DOUBLE) AS next_close
+  FROM _cbi_cont_y AS y
   WHERE EXISTS (SELECT 1 FROM {sessions} AS s WHERE s.root = y.root AND s.session_date = y.date)
     AND NOT EXISTS (SELECT 1 FROM db WHERE db.root = y.root AND db.date = y.date)
 ),
-all_rows AS (SELECT * FROM db UNION ALL SELECT * FROM yahoo)
-SELECT date, root, symbol, open, high, low, close, volume,
-       CASE WHEN lag(symbol) OVER w <> symbol THEN lag(symbol) OVER w END AS roll_from_symbol,
-       source, source_file, file_sha256, $batch_id::VARCHAR AS batch_id, now() AS ingested_at,
-       lag(source) OVER w AS prev_source, ohlc_withheld
-FROM all_rows
-WINDOW w AS (PARTITION BY root ORDER BY date)
-""".format(sessions=_SESSIONS)
+all_rows AS (
+  SELECT *, lag(date) OVER w AS prev_date, lag(symbol) OVER w AS prev_symbol, lag(close) OVER w AS prev_close,
+         lag(basis) OVER w AS prev_basis, lag(source) OVER w AS prev_source
+  FROM (SELECT * FROM db UNION ALL BY NAME SELECT * FROM yahoo)
+  WINDOW w AS (PARTITION BY root ORDER BY date)
+)
+SELECT a.date, a.root, a.symbol, a.open, a.high, a.low, a.close, a.volume,
+       CASE WHEN a.prev_symbol <> a.symbol THEN a.prev_symbol END AS roll_from_symbol,
+       -- the row's contract on the previous row's session: that row itself, or (a roll) the new contract's
+       -- bar of the previous row's kind that session; NULL without one (always at a Yahoo/Databento stitch)
+       CASE WHEN a.prev_symbol = a.symbol THEN a.prev_close ELSE b.close END AS contract_prior_close,
+       a.next_symbol, a.next_close,
+       a.source, a.source_file, a.file_sha256, $batch_id::VARCHAR AS batch_id, now() AS ingested_at,
+       a.prev_source, a.ohlc_withheld
+FROM all_rows AS a
+LEFT JOIN _cbi_cont_daily AS b
+  ON a.prev_symbol <> a.symbol AND b.root = a.root AND b.symbol = a.symbol AND b.session_date = a.prev_date
+ AND {kind_b} = {kind_prev}
+""".format(sessions=_SESSIONS, kind_b=_KIND.format(b="b.basis"), kind_prev=_KIND.format(b="a.prev_basis"))
 
 
 def _same_content(a: str, b: str) -> str:
@@ -333,6 +375,7 @@ def build_continuous(
             con.execute(f"CREATE OR REPLACE TEMP TABLE _cbi_cont_d AS {_assigned_bars_sql(BARS_1D)}", params)
             con.execute(_DAILY_SQL)
             con.execute(_FRONT_SQL)
+            con.execute(_NEXT_SQL)
             con.execute(_NEW_ROWS_SQL, {"batch_id": batch_id})
             scope = "list_contains($roots, t.root)"
             report.deleted = con.execute(

@@ -67,30 +67,52 @@ class Measure:
     message: str
 
 
+def _field_type(contract: Contract, path: str) -> str:
+    """The BigQuery type of a column or of a STRUCT field ("struct.field")."""
+    head, _, rest = path.partition(".")
+    col = contract.column(head)
+    return next(f.type for f in col.fields if f.name == rest) if rest else col.type
+
+
+def _placeholder_value(contract: Contract, col: str) -> str:
+    """The value the placeholder checks compare: a BOOL as 0/1 (min/max and windows over an INT64 mean the
+    same on DuckDB and BigQuery)."""
+    ref = _ref(col)
+    return f"CAST({ref} AS BIGINT)" if _field_type(contract, col) == "BOOL" else ref
+
+
 def _placeholder_measures(contract: Contract, rule) -> list[Measure]:
+    """Per column: every value one sentinel, zero variance (both judged over >= min_rows values), and a run
+    of `window` equal values (unless window is None)."""
     out = []
     sentinels = rule.param("sentinels", (0.5, 1.0))
+    min_rows = int(rule.param("min_rows", 2))
+    over = f" (judged over >= {min_rows} values)" if min_rows > 2 else ""
+    window = rule.param("window", 20)
     for col in rule.columns:
         ref = _ref(col)
+        value = _placeholder_value(contract, col)
+        enough = f"COUNT({ref}) >= {min_rows}"
         for s in sentinels:
             # Every present value equal to one sentinel: a placeholder column (0.5, all-1.0).
             out.append(
                 Measure(
                     "no_placeholders", col,
-                    f"(COUNT({ref}) > 1 AND COUNT({ref}) = COUNT(*) FILTER (WHERE {ref} = {s}))",
-                    f"not every value = {s}", rule.severity, f"{ref} = {s}", "false",
+                    f"({enough} AND COUNT({ref}) = COUNT(*) FILTER (WHERE {ref} = {s}))",
+                    f"not every value = {s}{over}", rule.severity, f"{ref} = {s}", "false",
                     f"{col}: every value is the placeholder {s}",
                 )
             )
         out.append(
             Measure(
                 "no_placeholders", col,
-                f"(COUNT({ref}) > 1 AND min({ref}) = max({ref}))",
-                "more than one distinct value", rule.severity, f"{ref} IS NOT NULL", "false",
+                f"({enough} AND min({value}) = max({value}))",
+                f"more than one distinct value{over}", rule.severity, f"{ref} IS NOT NULL", "false",
                 f"{col}: zero variance (one value on every row)",
             )
         )
-        window = rule.param("window", 20)
+        if window is None:
+            continue
         out.append(
             Measure(
                 "no_placeholders", col,
@@ -113,18 +135,20 @@ def _window_order(contract: Contract) -> tuple[list[str], str]:
 
 
 def _windowed_source(contract: Contract, source: str, where: str | None) -> str | None:
-    """A subquery adding one flag per no_placeholders column: true on a row that ends `window`
-    consecutive non-null equal values (rolling min = max over the table's time order). The order
+    """A subquery adding one flag per no_placeholders column with a window: true on a row that ends
+    `window` consecutive non-null equal values (rolling min = max over the table's time order). The order
     column is never NULL; NULLS FIRST is BigQuery's default, so the text means the same on both."""
     parts, order = _window_order(contract)
     partition = ("PARTITION BY " + ", ".join(_ref(p) for p in parts) + " ") if parts else ""
     flags = []
     for rule in contract.rules_of("no_placeholders"):
+        if rule.param("window", 20) is None:
+            continue
         n = int(rule.param("window", 20))
         w = f"OVER ({partition}ORDER BY {_ref(order)} ASC NULLS FIRST ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW)"
         for col in rule.columns:
-            ref = _ref(col)
-            flags.append(f"(COUNT({ref}) {w} = {n} AND min({ref}) {w} = max({ref}) {w}) AS {_window_flag(col)}")
+            ref, value = _ref(col), _placeholder_value(contract, col)
+            flags.append(f"(COUNT({ref}) {w} = {n} AND min({value}) {w} = max({value}) {w}) AS {_window_flag(col)}")
     if not flags:
         return None
     return f"(SELECT *, {', '.join(flags)} FROM {source}" + (f" WHERE {where}" if where else "") + ") AS t"

@@ -228,7 +228,7 @@ def build_matrix(ctx: JobContext, source: str, symbols: list[str] | None) -> dic
     """Build features.daily_ml_matrix for one matrix source (a diff: unchanged rows stay)."""
     from .features.build import build_features
 
-    report = build_features(ctx.con, symbols, source=source)
+    report = build_features(ctx.con, symbols, source=source, roll_adjustment=ctx.settings.roll_adjustment)
     return {"symbols": report.symbols, "rows": sum(report.rows.values()), "changed": report.inserted + report.deleted,
             "ok": report.ok}
 

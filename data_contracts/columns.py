@@ -56,6 +56,14 @@ stat_flags = Column("stat_flags", "INT64", "Databento statistic flags bitfield."
 # --- daily series ---------------------------------------------------------------------
 date = Column("date", "DATE", "Trading/observation date (for futures, the CME session date, not the UTC date).")
 roll_from_symbol = Column("roll_from_symbol", "STRING", "On a roll date, the contract the continuous series rolled out of.")
+contract_prior_close = Column(
+    "contract_prior_close", "FLOAT64",
+    "Close of the row's contract on the previous row's session: the previous close, except on a roll date, where it is "
+    "the new contract's close the session before it became the front (NULL when that contract had no daily bar of the "
+    "same kind that session, and on a Yahoo/Databento stitch).",
+)
+next_symbol = Column("next_symbol", "STRING", "The outright expiring next after the row's contract that has a daily bar that session (the second contract of the term structure); NULL when none traded.")
+next_close = Column("next_close", "FLOAT64", "Daily close of next_symbol that session, by the same daily-bar rule as close; NULL when its bar is of another kind (UTC-day vs session) than the row's.")
 source_symbol = Column("source_symbol", "STRING", "The symbol as the upstream source spelled it (ZL=F, ^GSPC, DX-Y.NYB).")
 source_name = Column("source_name", "STRING", "The legacy table's own source_name value, kept for audit.")
 legacy_table = Column("legacy_table", "STRING", "Legacy BigQuery table the row was migrated from.")
@@ -87,6 +95,11 @@ description = Column("description", "STRING", "Human description.")
 
 # --- features ---------------------------------------------------------------------------
 matrix_source = Column("matrix_source", "STRING", "canonical (Databento continuous series) or yahoo_historical (research only, never pushed to the canonical table).")
+roll_adjustment = Column(
+    "roll_adjustment", "STRING",
+    "How the row's returns and targets treat the continuous series' recorded rolls: none (raw front-month closes, a roll "
+    "gap included; the default) or ratio (back-adjusted by the new/old close ratio at each roll, so no gap enters them).",
+)
 
 
 def _f(name: str, description: str, type_: str = "FLOAT64") -> Column:
@@ -188,12 +201,28 @@ positioning = struct(
     _f("commercial_net_pctile_3y", "Rank of commercial_net_pct_oi among the last 156 reports (3 years) incl. this one, "
                                    "as a share (0-1]; NULL before 52 reports."),
 )
+term_structure = struct(
+    "term_structure",
+    "The symbol's futures curve from its Databento outrights, as of the date's close: the front (the continuous series' "
+    "contract) against the next expiry trading that session. Every field is NULL unless both have a daily bar of the same "
+    "kind that session (one contract only: NULL, with a missing_input warning).",
+    _f("second_symbol", "The second contract: the outright expiring next after the front with a daily bar that session.", "STRING"),
+    _f("front_minus_second", "Front close minus second close, display units (negative: contango)."),
+    _f("front_minus_second_rel", "front close / second close - 1."),
+    _f("front_days_to_expiry", "Calendar days from the date to the front's expiration (its instrument definition, "
+                               "dim.instruments); NULL without a definition.", "INT64"),
+    _f("is_roll_day", "The continuous series rolled into the front on this session (a recorded roll; a Yahoo/Databento "
+                      "stitch is none).", "BOOL"),
+)
 HORIZONS = {"1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
 TARGETS = tuple(
-    Column(f"target_{h}", "FLOAT64", f"Forward log return over {n} sessions; NULL until known.") for h, n in HORIZONS.items()
+    Column(f"target_{h}", "FLOAT64", f"Forward log return over {n} sessions (ratio back-adjusted across rolls when "
+                                     "roll_adjustment = 'ratio'); NULL until known.") for h, n in HORIZONS.items()
 )
 FORWARD_CLOSES = tuple(
-    Column(f"fwd_close_{h}", "FLOAT64", f"Close {n} sessions ahead; NULL until known.") for h, n in HORIZONS.items()
+    Column(f"fwd_close_{h}", "FLOAT64", f"Close {n} sessions ahead (with roll_adjustment = 'ratio': in the row's "
+                                       "contract's terms, divided by the roll ratios between); NULL until known.")
+    for h, n in HORIZONS.items()
 )
 
 # --- training and predictions -----------------------------------------------------------

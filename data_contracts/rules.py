@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Rule
+from .model import Column, Rule
 
 
 def _rule(kind: str, columns: tuple[str, ...] = (), severity: str = "blocking", **params: Any) -> Rule:
@@ -53,9 +53,41 @@ def value_range(column: str, low: float, high: float) -> Rule:
     return _rule("value_range", (column,), low=low, high=high)
 
 
-def no_placeholders(*columns: str, sentinels: tuple[float, ...] = (0.5, 1.0), window: int = 20) -> Rule:
-    """No sentinel constants (0.5, all-1.0), no column constant over `window` rows or with zero variance."""
-    return _rule("no_placeholders", columns, sentinels=sentinels, window=window)
+def no_placeholders(
+    *columns: str, sentinels: tuple[float, ...] = (0.5, 1.0), window: int | None = 20, min_rows: int = 2
+) -> Rule:
+    """No sentinel constants (every value 0.5, or 1.0), no zero variance (one value on every row), judged
+    when a column holds at least `min_rows` values; no column constant over `window` consecutive rows
+    of its series (`window` None: no run check, for a field whose legitimate runs have no bound).
+    A field that may legitimately hold one value for many rows declares both: `window` one more than
+    its longest legitimate run, `min_rows` as large, so a batch of a few rows proves nothing."""
+    if window is not None and window < 2:
+        raise ValueError(f"no_placeholders window must be >= 2 rows, got {window}")
+    if min_rows < 2:
+        raise ValueError(f"no_placeholders min_rows must be >= 2 (variance needs two values), got {min_rows}")
+    return _rule("no_placeholders", columns, sentinels=tuple(sentinels), window=window, min_rows=min_rows)
+
+
+def no_placeholders_by_field(
+    structs: tuple[Column, ...], cadence: dict[str, dict[str, Any]], default: dict[str, Any]
+) -> tuple[Rule, ...]:
+    """no_placeholders rules over every numeric (FLOAT64, INT64, NUMERIC, BOOL) field of `structs`,
+    derived from the columns so a field added later is covered: `cadence` maps "struct.field" to the
+    field's own no_placeholders parameters (window, min_rows), every other field takes `default`.
+    BOOL fields have no sentinel (a boolean is 0/1 by nature; all-TRUE is zero variance). Fields with
+    equal parameters share one rule, in column order. A cadence entry naming no numeric field raises."""
+    numeric = ("FLOAT64", "INT64", "NUMERIC", "BOOL")
+    fields = [(f"{s.name}.{f.name}", f.type) for s in structs for f in s.fields if f.type in numeric]
+    stale = sorted(set(cadence) - {name for name, _ in fields})
+    if stale:
+        raise ValueError(f"no_placeholders cadence names fields that are not numeric struct fields: {stale}")
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for name, type_ in fields:
+        params = {**default, **cadence.get(name, {})}
+        if type_ == "BOOL":
+            params["sentinels"] = ()
+        groups.setdefault(tuple(sorted(params.items())), []).append(name)
+    return tuple(no_placeholders(*cols, **dict(key)) for key, cols in groups.items())
 
 
 def not_single_timestamp(column: str) -> Rule:

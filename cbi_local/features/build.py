@@ -14,9 +14,13 @@ Sources (`matrix_source`):
   explicitly non-canonical research matrix. Its rows can never be pushed to the canonical
   BigQuery table (the contract's push_only_where). No 1h bars: vwap/realized_vol_1h NULL.
 
-Features: see `indicators` (market data, pivots, regime volatility, targets) and `macro`
-(FRED with publication lags, crush margin). Regime name and weight: regimes.regime_calendar
-(derived from regimes.regime_weights, the registry) joined by date.
+Features: see `indicators` (market data, pivots, regime volatility, targets), `macro`
+(FRED with publication lags, crush margin), `cross_asset`, `positioning`, `seasonal` (calendar)
+and `term_structure` (front vs next expiry, from the continuous table's next_* columns and the
+front's instrument definition). Regime name and weight: regimes.regime_calendar (derived from
+regimes.regime_weights, the registry) joined by date. `roll_adjustment` (`rolls`): none (default,
+raw front-month returns and targets) or ratio (back-adjusted at each recorded roll); every row
+records the setting it was built with.
 
 Missing inputs give NULLs and a `missing_input` warning (recorded in monitoring.health_checks),
 never invented values. All inputs are read once (one query per table); the 1h bars are reduced
@@ -48,7 +52,7 @@ from data_contracts import to_duckdb, to_polars
 from .. import batches, calendars, health
 from ..warehouse import transaction
 from . import indicators as ind
-from . import cross_asset, macro, positioning, seasonal
+from . import cross_asset, macro, positioning, rolls, seasonal, term_structure
 
 MATRIX = dc.get("features.daily_ml_matrix")
 CONTINUOUS = dc.get("market_data.futures_continuous_1d")
@@ -57,6 +61,7 @@ BARS_1H = dc.get("market_data.databento_futures_ohlcv_1h")
 CALENDAR = dc.get("regimes.regime_calendar")
 FRED = dc.get("raw_intelligence.fred_economic")
 COT = dc.get("raw_intelligence.cftc_cot")
+INSTRUMENTS = dc.get("dim.instruments")
 SOURCES = ("canonical", "yahoo_historical")
 DEFAULT_SYMBOLS = {"yahoo_historical": ["ZL"]}  # canonical: every root of the continuous table
 _LINEAGE = ("batch_id", "created_at")
@@ -73,6 +78,7 @@ class FeaturesError(ValueError):
 class FeaturesReport:
     matrix_source: str
     symbols: list[str]
+    roll_adjustment: str = rolls.DEFAULT
     batch_id: str | None = None
     rows: dict[str, int] = field(default_factory=dict)
     date_range: dict[str, list[str]] = field(default_factory=dict)
@@ -82,6 +88,7 @@ class FeaturesReport:
     deleted: int = 0
     unchanged: int = 0
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    rolls: dict[str, dict[str, int]] = field(default_factory=dict)  # ratio: symbol -> recorded / unadjustable rolls
     gate: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -117,13 +124,14 @@ def _resolve_symbols(con: duckdb.DuckDBPyConnection, source: str, symbols: list[
 
 @dataclass
 class Inputs:
-    daily: pl.DataFrame  # symbol, contract, date, open, high, low, close, volume (requested symbols + crush
-    # legs), sorted by (symbol, date)
+    daily: pl.DataFrame  # symbol, contract, date, open, high, low, close, volume, roll_from_symbol, source,
+    # contract_prior_close, next_symbol, next_close (requested symbols + legs), sorted by (symbol, date)
     bars_1h: pl.DataFrame  # pair, ts_event, open, high, low, close, volume (unordered)
     pairs: pl.DataFrame  # pair, root, contract: the (root, front contract) pairs whose 1h bars were read
     regimes: pl.DataFrame  # date, regime_name, regime_weight
     fred: pl.DataFrame  # series_id, obs_date, value
     cot: pl.DataFrame  # symbol, report_date, commercial_net, managed_money_net, open_interest
+    expiries: pl.DataFrame  # contract, expiry: outright definitions (dim.instruments; canonical only)
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str]) -> Inputs:
@@ -133,8 +141,13 @@ def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str])
     wanted = sorted(set(symbols) | set(macro.CRUSH_LEGS) | set(cross_asset.leg_symbols(source).values()))
     prices = ", ".join(_PRICE_COLS)
     if source == "canonical":
-        daily = _frame(con, f"SELECT root AS symbol, symbol AS contract, date, {prices} FROM {_ref(CONTINUOUS)} "
+        daily = _frame(con, f"SELECT root AS symbol, symbol AS contract, date, {prices}, roll_from_symbol, source, "
+                            f"contract_prior_close, next_symbol, next_close FROM {_ref(CONTINUOUS)} "
                             "WHERE list_contains($s, root) ORDER BY root, date", {"s": wanted})
+        # the fronts' expirations (term_structure.expiry_frame); a spread's definition is never a front
+        expiries = _frame(con, f"SELECT DISTINCT raw_symbol AS contract, CAST(timezone('UTC', expiration) AS DATE) "
+                               f"AS expiry FROM {_ref(INSTRUMENTS)} WHERE expiration IS NOT NULL "
+                               "AND NOT coalesce(is_spread, FALSE)")
         pairs = (daily.filter(pl.col("symbol").is_in(symbols)).select(pl.col("symbol").alias("root"), "contract")
                  .unique().sort("root", "contract").with_row_index("pair"))
         con.register("_cbi_feat_pairs", pairs.to_arrow())
@@ -145,16 +158,21 @@ def read_inputs(con: duckdb.DuckDBPyConnection, source: str, symbols: list[str])
         finally:
             con.unregister("_cbi_feat_pairs")
     else:
-        daily = _frame(con, f"SELECT symbol, CAST(NULL AS VARCHAR) AS contract, date, {prices} FROM {_ref(YAHOO)} "
+        # no outrights, no recorded rolls: the term-structure and roll inputs are NULL
+        none = ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in (
+            ("roll_from_symbol", "VARCHAR"), ("source", "VARCHAR"), ("contract_prior_close", "DOUBLE"),
+            ("next_symbol", "VARCHAR"), ("next_close", "DOUBLE")))
+        daily = _frame(con, f"SELECT symbol, CAST(NULL AS VARCHAR) AS contract, date, {prices}, {none} FROM {_ref(YAHOO)} "
                             "WHERE list_contains($s, symbol) ORDER BY symbol, date", {"s": wanted})
         pairs, bars = pl.DataFrame(), pl.DataFrame()
+        expiries = pl.DataFrame(schema={"contract": pl.String, "expiry": pl.Date})
     regimes = _frame(con, f"SELECT date, regime_name, regime_weight FROM {_ref(CALENDAR)}")
     fred = _frame(con, f"SELECT series_id, date AS obs_date, value FROM {_ref(FRED)} "
                        "WHERE value IS NOT NULL AND list_contains($s, series_id)", {"s": list(macro.SERIES_IDS)})
     cot = _frame(con, f"SELECT contract_code AS symbol, report_date, CAST(commercial_net AS DOUBLE) AS commercial_net, "
                       f"CAST(managed_money_net AS DOUBLE) AS managed_money_net, CAST(open_interest AS DOUBLE) AS open_interest "
                       f"FROM {_ref(COT)} WHERE list_contains($s, contract_code)", {"s": list(symbols)})
-    return Inputs(daily, bars, pairs, regimes, fred, cot)
+    return Inputs(daily, bars, pairs, regimes, fred, cot, expiries)
 
 
 _HOURLY_SCHEMA = {"root": pl.String, "contract": pl.String, "date": pl.Date, "vwap": pl.Float64,
@@ -284,9 +302,13 @@ def _by_symbol_date(daily: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:
     return base.with_columns(pl.col("symbol").set_sorted()) if in_order else base.sort("symbol", "date")
 
 
-def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
+def compute(inputs: Inputs, symbols: list[str], source: str, roll_adjustment: str = rolls.DEFAULT) -> pl.DataFrame:
     """The whole matrix in one lazy plan (flat columns; `assemble` builds the STRUCTs)."""
-    base = _by_symbol_date(inputs.daily, symbols).lazy().with_columns(pl.col("date").dt.truncate("1w").alias("_week"))
+    adjusted = roll_adjustment == "ratio"
+    daily = inputs.daily
+    if adjusted:  # every symbol's roll ratios (the legs' too), once, before anything filters rows
+        daily = rolls.roll_columns(daily.lazy().sort("symbol", "date")).collect()
+    base = _by_symbol_date(daily, symbols).lazy().with_columns(pl.col("date").dt.truncate("1w").alias("_week"))
     dates = base.select("date").unique().sort("date")
     hourly = hourly_sessions(inputs.bars_1h, inputs.pairs).lazy()
     complete = pl.col("_vol_1h").is_not_null() & (pl.col("_vol_1h") == pl.col("volume"))
@@ -296,12 +318,14 @@ def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
 
     lf = (
         base.with_columns(ind.positions())
-        .with_columns(ind.market_exprs())
+        .with_columns(ind.market_exprs(adjusted))
         .with_columns(ind.wilder_exprs())
         .with_columns(ind.market_exprs_2())
-        .with_columns(*ind.rsi_exprs(), *ind.regime_vol_exprs(), *ind.pivot_exprs(), *ind.target_exprs())
+        .with_columns(*ind.rsi_exprs(), *ind.regime_vol_exprs(), *ind.pivot_exprs(), *ind.target_exprs(adjusted))
     )
     lf = left(lf, ind.weekly_pivots(base), on=["symbol", "_week"]).with_columns(ind.pivot_exprs_2())
+    lf = left(lf, term_structure.expiry_frame(base, inputs.expiries.lazy()), on=["symbol", "date"]).with_columns(
+        term_structure.term_structure_exprs(ind.lag))
     lf = left(lf, hourly, left_on=["symbol", "contract", "date"], right_on=["root", "contract", "date"]).with_columns(
         pl.when(complete).then(pl.col("vwap")).alias("vwap"),
         pl.when(complete).then(pl.col("realized_vol_1h")).alias("realized_vol_1h"),
@@ -310,12 +334,13 @@ def compute(inputs: Inputs, symbols: list[str], source: str) -> pl.DataFrame:
     # everything keyed by date alone joins the few thousand dates first, then the rows once
     by_date = left(left(macro.macro_frame(dates, inputs.fred.lazy()), inputs.regimes.lazy(), on="date"),
                    macro.crush_frame(inputs.daily.lazy()), on="date")
-    by_date = left(by_date, cross_asset.leg_frame(inputs.daily.lazy(), source), on="date")
-    lf = cross_asset.with_correlations(left(lf, by_date, on="date"))
+    by_date = left(by_date, cross_asset.leg_frame(daily.lazy(), source, adjusted), on="date")
+    lf = cross_asset.with_correlations(left(lf, by_date, on="date"), source)
     lf = left(lf, positioning.positioning_frame(base.select("symbol", "date"), inputs.cot.lazy()), on=["symbol", "date"])
     lf = lf.with_columns(seasonal.calendar_exprs())
     # in-memory: the pandas windows (indicators._trailing) must see whole columns, not streamed batches
-    return lf.with_columns(pl.lit(source).alias("matrix_source")).collect(engine="in-memory")
+    return lf.with_columns(pl.lit(source).alias("matrix_source"),
+                           pl.lit(roll_adjustment).alias("roll_adjustment")).collect(engine="in-memory")
 
 
 def assemble(flat: pl.DataFrame, batch_id: str, created_at: datetime) -> pl.DataFrame:
@@ -340,6 +365,10 @@ def missing_input_warnings(flat: pl.DataFrame, source: str) -> tuple[list[dict[s
     per symbol its rows and first/last date (columns symbol, rows, first, last)."""
     why_1h = ("no 1h bars in a research matrix" if source != "canonical"
               else "no 1h bars of the front contract covering the whole session")
+    why_curve = ("no Databento outrights in a research matrix" if source != "canonical"
+                 else "no outright expiring after the front traded that date (with a daily bar of the front's kind): "
+                      "one contract is no curve")
+    two = term_structure.has_second()
     checks: list[tuple[str, pl.Expr, str]] = [
         ("market_data.vwap", pl.col("vwap").is_null(), why_1h),
         ("market_data.realized_vol_1h", pl.col("realized_vol_1h").is_null(), why_1h),
@@ -352,7 +381,14 @@ def missing_input_warnings(flat: pl.DataFrame, source: str) -> tuple[list[dict[s
         ("positioning.commercial_net_pct_oi", pl.col("commercial_net_pct_oi").is_null(),
          f"no CFTC COT report of the market usable that date (used {positioning.USABLE_AFTER_DAYS} days after its "
          f"report date, stale after {positioning.STALE_AFTER_DAYS})"),
+        ("term_structure.front_minus_second", ~two, why_curve),
+        ("term_structure.front_days_to_expiry", two & pl.col("front_expiry").is_null(),
+         "no instrument definition (dim.instruments) of the front contract expiring on or after the date"),
     ]
+    if rolls.BROKEN in flat.columns:
+        checks.append(("market_data.return_1d", pl.col(rolls.BROKEN),
+                       "recorded roll not ratio-adjustable (the new contract had no daily bar of the old one's kind the "
+                       "session before): returns, momentum and targets spanning it are NULL, never a roll gap"))
     for s in macro.MACRO_SERIES:
         checks.append((f"macro.{s.field}", pl.col(s.field).is_null(),
                        f"no {s.series_id} observation available (rule {s.rule}, stale after {s.stale_after_days} days)"))
@@ -424,19 +460,26 @@ def write(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, source: str, symb
 
 def build_features(
     con: duckdb.DuckDBPyConnection, symbols: list[str] | None = None, source: str = "canonical",
-    record_health: bool = True,
+    record_health: bool = True, roll_adjustment: str = rolls.DEFAULT,
 ) -> FeaturesReport:
-    """Build (or rebuild) the matrix for `symbols` from `source`; see the module doc."""
+    """Build (or rebuild) the matrix for `symbols` from `source`; see the module doc. `roll_adjustment`
+    (rolls.py): none (default) or ratio; the whole slice is rebuilt with it and each row records it."""
     t0 = time.perf_counter()
+    if roll_adjustment not in rolls.ROLL_ADJUSTMENTS:
+        raise FeaturesError(f"unknown roll adjustment {roll_adjustment!r}; use one of {', '.join(rolls.ROLL_ADJUSTMENTS)}")
     symbols = _resolve_symbols(con, source, symbols)
-    report = FeaturesReport(matrix_source=source, symbols=symbols)
+    report = FeaturesReport(matrix_source=source, symbols=symbols, roll_adjustment=roll_adjustment)
     now = datetime.now(timezone.utc)
     batch_id = f"features-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     inputs = read_inputs(con, source, symbols)
     report.bars_1h = inputs.bars_1h.height
     t1 = time.perf_counter()
-    flat = compute(inputs, symbols, source)
+    flat = compute(inputs, symbols, source, roll_adjustment)
     report.input_rows = flat.height  # one matrix row per daily input row of the symbols
+    if rolls.IS_ROLL in flat.columns:
+        for sym, n, broken in flat.group_by("symbol").agg(pl.col(rolls.IS_ROLL).sum(), pl.col(rolls.BROKEN).sum()
+                                                          ).sort("symbol").iter_rows():
+            report.rolls[sym] = {"recorded": int(n), "unadjustable": int(broken)}
     frame = assemble(flat, batch_id, now)
     report.warnings, per_symbol = missing_input_warnings(flat, source)
     for sym, rows, first, last in per_symbol.iter_rows():

@@ -30,6 +30,8 @@ Definitions (the tests recompute each one independently in plain Python/NumPy):
   k_vol = volatility_21d / median of the last 252 volatility_21d values (NULL until 252 exist).
 * target_h = ln(close_{t+n} / close_t), fwd_close_h = close_{t+n}, n = HORIZONS[h]; NULL where
   row t+n does not exist yet.
+* roll_adjustment 'ratio' (rolls.py): every close ratio above that is a return (return_k,
+  momentum_21d, hence volatility_21d, and the targets) is taken on the ratio back-adjusted series.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import math
 import polars as pl
 
 from data_contracts.columns import HORIZONS
+
+from . import rolls
 
 SYMBOL = "symbol"
 RSI_N = 14
@@ -58,6 +62,9 @@ def _lag(e: pl.Expr, k: int) -> pl.Expr:
     return pl.when(pl.col(_SID).shift(k) == pl.col(_SID)).then(e.shift(k))
 
 
+lag = _lag  # for the other feature modules
+
+
 def _finite(e: pl.Expr) -> pl.Expr:
     """log/ratio of a zero or missing price gives NULL, never inf/NaN."""
     return pl.when(e.is_finite()).then(e).otherwise(None)
@@ -69,18 +76,19 @@ def positions() -> list[pl.Expr]:
     return [pl.col(SYMBOL).rle_id().alias(_SID), _o(pl.int_range(pl.len())).alias(POSITION)]
 
 
-def market_exprs() -> list[pl.Expr]:
-    """Step 1 (needs close): returns, moving averages, momentum, RSI inputs."""
+def market_exprs(adjusted: bool = False) -> list[pl.Expr]:
+    """Step 1 (needs close): returns, moving averages, momentum, RSI inputs. `adjusted`: returns and
+    momentum across recorded rolls ratio back-adjusted (rolls.py; needs its columns)."""
     c = pl.col("close")
     d = c - _lag(c, 1)
     out = [
-        _finite((c / _lag(c, 1)).log()).alias("return_1d"),
-        _finite((c / _lag(c, 5)).log()).alias("return_5d"),
-        _finite((c / _lag(c, 21)).log()).alias("return_21d"),
+        _finite(rolls.ratio(1, _lag, adjusted).log()).alias("return_1d"),
+        _finite(rolls.ratio(5, _lag, adjusted).log()).alias("return_5d"),
+        _finite(rolls.ratio(21, _lag, adjusted).log()).alias("return_21d"),
         _o(c.rolling_mean(5, min_samples=5)).alias("ma_5"),
         _o(c.rolling_mean(21, min_samples=21)).alias("ma_21"),
         _o(c.rolling_mean(63, min_samples=63)).alias("ma_63"),
-        _finite(c / _lag(c, 21) - 1).alias("momentum_21d"),
+        _finite(rolls.ratio(21, _lag, adjusted) - 1).alias("momentum_21d"),
         d.clip(lower_bound=0).alias("_gain"),
         (-d).clip(lower_bound=0).alias("_loss"),
     ]
@@ -187,11 +195,11 @@ def weekly_pivots(daily: pl.LazyFrame) -> pl.LazyFrame:
     return weeks.select(SYMBOL, "_week", _o(wp.shift(1)).alias("_weekly_p"))
 
 
-def target_exprs() -> list[pl.Expr]:
+def target_exprs(adjusted: bool = False) -> list[pl.Expr]:
     c = pl.col("close")
     out = []
     for h, n in HORIZONS.items():
-        fwd = _lag(c, -n)
+        fwd = rolls.forward(n, _lag, adjusted)
         out.append(fwd.alias(f"fwd_close_{h}"))
         out.append(_finite((fwd / c).log()).alias(f"target_{h}"))
     return out

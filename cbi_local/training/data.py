@@ -1,15 +1,19 @@
 """The training frame: one symbol's rows of features.daily_ml_matrix, flattened, in date order.
 
 Features are derived from the contract, never listed by hand: every numeric or boolean field
-of the market_data, pivots, regime, macro, cross_asset, positioning and calendar STRUCTs, except
+of the market_data, pivots, regime, macro, cross_asset, positioning, calendar and term_structure
+STRUCTs, except
   * price-level fields (open, high, low, close, vwap, moving averages, pivot levels): a tree
     cannot extrapolate a level it never saw, so they enter as ratios to the close instead
     (`rel__<field>` = field / close - 1);
   * regime.weight (the sample weight, not a feature) and regime.name (a label of the era);
-  * macro.vix_regime (a bucketing of macro.vix, which is a feature).
+  * macro.vix_regime (a bucketing of macro.vix, which is a feature);
+  * term_structure.front_minus_second (a price difference in display units: it enters scale-free as
+    term_structure.front_minus_second_rel).
 Targets (target_h) and forward closes (fwd_close_h) are labels, never features.
 `Frame.vol21` is market_data.volatility_21d (annualised 21-session volatility, also a feature):
-the vol-band baseline reads it (metrics.vol_band).
+the vol-band baseline reads it (metrics.vol_band). `Frame.volume` is market_data.volume (also a
+feature): the forecast's as-of row must have a real one (publish.as_of).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from data_contracts.to_duckdb import quote
 from ..features.export import SEP, flat_columns, flat_select_sql
 
 MATRIX = dc.get("features.daily_ml_matrix")
-STRUCTS = ("market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar")
+STRUCTS = ("market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar", "term_structure")
 LEVEL_FIELDS = {
     "market_data": ("open", "high", "low", "close", "vwap", "ma_5", "ma_21", "ma_63"),
     "pivots": ("p", "r1", "r2", "s1", "s2"),
@@ -37,10 +41,12 @@ NOT_FEATURES = {
     ("regime", "weight"): "the sample weight",
     ("regime", "name"): "a label of the era (top-level regime_name)",
     ("macro", "vix_regime"): "a bucketing of macro.vix",
+    ("term_structure", "front_minus_second"): "a price difference in display units (enters as front_minus_second_rel)",
 }
 CLOSE = f"market_data{SEP}close"
 WEIGHT = f"regime{SEP}weight"
 VOL21 = f"market_data{SEP}volatility_21d"
+VOLUME = f"market_data{SEP}volume"
 _NUMERIC = ("FLOAT64", "INT64", "NUMERIC", "BOOL")
 
 
@@ -81,6 +87,7 @@ class Frame:
     fwd_close: dict[str, np.ndarray] = field(default_factory=dict)
     excluded: dict[str, str] = field(default_factory=dict)
     vol21: np.ndarray = field(default_factory=lambda: np.empty(0))  # annualised, NaN until 21 returns exist
+    volume: np.ndarray = field(default_factory=lambda: np.empty(0))  # the session's volume, NaN where NULL
 
     @property
     def rows(self) -> int:
@@ -108,7 +115,7 @@ def load_frame(
     direct, levels, excluded = feature_spec()
     targets = [f"target_{h}" for h in HORIZONS]
     fwd = [f"fwd_close_{h}" for h in HORIZONS]
-    cols = ["date", "regime_name", CLOSE, WEIGHT, VOL21, *direct, *levels, *targets, *fwd]
+    cols = ["date", "regime_name", CLOSE, WEIGHT, VOL21, VOLUME, *direct, *levels, *targets, *fwd]
     sql = (
         f"SELECT {', '.join(quote(c) for c in dict.fromkeys(cols))} FROM ({flat_select_sql()}) "
         "WHERE symbol = $symbol AND matrix_source = $src "
@@ -149,4 +156,5 @@ def load_frame(
         fwd_close={h: df[f"fwd_close_{h}"].cast(pl.Float64).fill_null(np.nan).to_numpy() for h in HORIZONS},
         excluded={**excluded, CLOSE: "price level (enters through the rel__ ratios)"},
         vol21=df[VOL21].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        volume=df[VOLUME].cast(pl.Float64).fill_null(np.nan).to_numpy(),
     )

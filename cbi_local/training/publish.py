@@ -13,6 +13,15 @@ rows (metrics.compare_methods: "model" and the BASELINES) and returns (method, r
   A baseline that cannot be scored on every test row or cannot forecast from today's row (the
   vol band without today's volatility_21d) is skipped; no_change always can.
 
+`as_of(dates, volume)` picks the row the forecasts are made from: the last row of the window
+whose volume is real -- not NULL, not 0, and not equal to the previous row's (a repeated volume is a
+stale or forward-filled bar: the legacy Yahoo ZL series repeats the previous session's on 288 days,
+its last row among them). A row that is not real is skipped, stepping back at most
+AS_OF_MAX_STEP_BACK (5) sessions, and the report names the as-of date used and each skipped date
+with its reason (as `choose` skips a baseline that cannot forecast from the as-of row). With no
+real volume in those rows the run is refused, nothing trained or recorded (as for a window that
+cannot be trained on): a forecast from a bar over a week old is not today's forecast.
+
 `consistent(forecasts)` then makes the published bands consistent across horizons, in horizon
 order: P10 <= P50 <= P90 per row, the point clipped into [P10, P90], and each half-width (P50 -
 P10 and P90 - P50, in log terms) never narrower than the previous horizon's (a running maximum:
@@ -24,11 +33,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from data_contracts.columns import HORIZONS
 
 from .metrics import BASELINES, QUANTILES
 
 GATE_P = 0.10
+AS_OF_MAX_STEP_BACK = 5  # sessions a forecast may step back from the window's last row (one week)
+AS_OF_RULE = ("the as-of row is the last row whose market_data.volume is real: not NULL, not 0, not equal to the "
+              f"previous row's (a stale or forward-filled bar); at most {AS_OF_MAX_STEP_BACK} sessions back")
 
 
 def _ok(v: Any) -> bool:
@@ -60,6 +74,30 @@ def choose(pooled: dict[str, dict[str, float]], unusable: set[str] | frozenset[s
                 and pooled[b]["mape"] <= ref] or ["no_change"]
     best = min(eligible, key=lambda b: (pooled[b]["quantile_score"], BASELINES.index(b)))
     return best, "the model " + "; ".join(why)
+
+
+def as_of(dates: np.ndarray, volume: np.ndarray, max_back: int = AS_OF_MAX_STEP_BACK) -> tuple[int | None, list[dict[str, Any]]]:
+    """(index of the as-of row or None, the rows after it that were skipped, newest first: date, volume,
+    reason). `dates` ascending (datetime64[D]), `volume` float with NaN for NULL. Only the last
+    max_back + 1 rows are candidates; None: none of them has a real volume (every one is in `skipped`).
+    The first row of the window has no previous row to compare with: judged on NULL and 0 only."""
+    v = np.asarray(volume, dtype=np.float64)
+    prev = np.concatenate(([np.nan], v[:-1]))
+    real = np.isfinite(v) & (v > 0) & ~(v == prev)
+    first = max(v.size - max_back - 1, 0)
+    candidates = np.flatnonzero(real[first:]) + first
+    row = int(candidates[-1]) if candidates.size else None
+    skipped = []
+    for i in range(v.size - 1, first - 1 if row is None else row, -1):  # at most max_back + 1 rows
+        if not np.isfinite(v[i]):
+            why = "no volume (NULL)"
+        elif v[i] <= 0:
+            why = f"volume {v[i]:,.0f}"
+        else:
+            why = f"volume {v[i]:,.0f} repeats the previous session's ({np.datetime_as_string(dates[i - 1], 'D')}): a stale or forward-filled bar"
+        skipped.append({"date": np.datetime_as_string(dates[i], "D"),
+                        "volume": None if not np.isfinite(v[i]) else int(v[i]), "reason": why})
+    return row, skipped
 
 
 def consistent(forecasts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,9 @@ One call = one run (run_id) = one batch in ops.batches (kind 'train'). Per horiz
    and vol_band with Diebold-Mariano tests (metrics.compare_methods, the `scoring` object:
    per fold and pooled; 6m and 12m are marked indicative: few independent windows);
 2. fits the final models on every labelled row of the window, saves them under
-   <home>/models/<run_id>/<horizon>/ with run.json, and forecasts from the last row;
+   <home>/models/<run_id>/<horizon>/ with run.json, and forecasts from the as-of row: the last row
+   with a real volume (publish.as_of: a stale last bar is skipped and named in the report's
+   `as_of`, at most 5 sessions back; none real: refused);
 3. publishes per horizon the model's forecast only when it passes the gate (publish.choose),
    otherwise the best baseline's, named in `method`; the published bands are made consistent
    across horizons (publish.consistent);
@@ -56,7 +58,7 @@ from . import cv
 from .data import DataError, Frame, load_frame
 from .metrics import BASELINES, LOWER_IS_BETTER, METHODS, QUANTILES, baselines, block_bootstrap_ci, compare_methods, evaluate
 from .model import DEFAULT_PARAMS, DEFAULT_ROUNDS, MODELS, fit, lgb_params
-from .publish import GATE_P, choose, consistent
+from .publish import AS_OF_MAX_STEP_BACK, AS_OF_RULE, GATE_P, as_of, choose, consistent
 
 MODEL_RUNS = dc.get("training.model_runs")
 FORECASTS = dc.get("predictions.zl_forecasts")
@@ -214,6 +216,16 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         frame = load_frame(con, symbol, opts.matrix_source, opts.start, opts.end)
     except DataError as exc:
         raise TrainError(str(exc)) from None
+    row, skipped = as_of(frame.dates, frame.volume)
+    if row is None:
+        raise TrainError(
+            f"{symbol} {opts.matrix_source} matrix: none of the last {len(skipped)} rows "
+            f"({skipped[-1]['date']}..{skipped[0]['date']}) has a real volume ("
+            + "; ".join(f"{s['date']}: {s['reason']}" for s in skipped)
+            + f"). A forecast needs an as-of bar with a real volume within {AS_OF_MAX_STEP_BACK} sessions of the "
+            "window's end, so nothing was trained or recorded; rebuild the matrix once the source has real bars "
+            "(`cbi features build`) or end the window earlier (--end)."
+        )
     folds = plan(frame, opts)
     params = lgb_params(opts.seed, opts.threads)
     now = _now()
@@ -231,6 +243,8 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         "cv": {"folds": opts.folds, "window": opts.window, "test_size": opts.test_size,
                "embargo": opts.embargo or "horizon", "min_train": opts.min_train},
         "data_fingerprint": frame.fingerprint(), "git_commit": git_commit(), "horizons": {}, "forecasts": [],
+        "as_of": {"date": _iso(frame.dates[row]), "last_row": _iso(frame.dates[-1]), "skipped": skipped,
+                  "rule": AS_OF_RULE},
     }
     run_params = {
         "lightgbm": {k: v for k, v in params.items() if k != "verbosity"}, "num_boost_round": opts.rounds,
@@ -239,7 +253,7 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         "quantile_rearrangement": "P10/P50/P90 sorted per row (fitted separately, they can cross)",
         "weights": "regime.weight, normalised to mean 1 per training window" if opts.weights else "none (--no-weights)",
         "cv": report["cv"], "window": report["window"], "rows": frame.rows, "regimes": regimes,
-        "excluded_features": frame.excluded, "default_params": DEFAULT_PARAMS,
+        "excluded_features": frame.excluded, "default_params": DEFAULT_PARAMS, "as_of": report["as_of"],
         "publication_gate": (f"model published only when it beats no_change, drift and vol_band on MAPE and quantile "
                              f"score with one-sided DM p < {GATE_P} against no_change and vol_band; else the best "
                              "baseline (publish.choose)"),
@@ -247,7 +261,7 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
     model_dir = home / "models" / run_id
     try:
         for h in opts.horizons:
-            report["horizons"][h] = _train_horizon(frame, h, folds[h], opts, params, model_dir if opts.write else None)
+            report["horizons"][h] = _train_horizon(frame, h, folds[h], opts, params, model_dir if opts.write else None, row)
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
         raise
@@ -269,7 +283,7 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
 
 
 def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOptions, params: dict[str, Any],
-                   model_dir: Path | None) -> dict[str, Any]:
+                   model_dir: Path | None, row: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     y_all, fwd_all = frame.targets[h], frame.fwd_close[h]
     n = HORIZONS[h]
@@ -300,20 +314,20 @@ def _train_horizon(frame: Frame, h: str, folds: list[cv.Fold], opts: TrainOption
         lo, hi = block_bootstrap_ci(hits, n, seed=opts.seed)
         scores[k]["directional_accuracy_lo"], scores[k]["directional_accuracy_hi"] = lo, hi
 
-    # final models on every labelled row of the window; forecast from the last row
+    # final models on every labelled row of the window; forecast from the as-of row (publish.as_of)
     lab = frame.labelled(h)
     final = fit(frame.X[lab], y_all[lab], frame.weights[lab] if opts.weights else None, params, opts.rounds,
                 frame.feature_names)
     gains = final.boosters["point"].feature_importance(importance_type="gain")
     importance = sorted(({"feature": name, "gain": float(g)} for name, g in zip(frame.feature_names, gains)),
                         key=lambda r: (-r["gain"], r["feature"]))
-    live = {"model": final.predict(frame.X[-1:]), **baselines(y_all[lab], frame.vol21[-1:], n)}
-    as_of = _pydate(frame.dates[-1])
-    close = float(frame.close[-1])
-    tdate, cal = target_date(frame.symbol, as_of, n)
+    live = {"model": final.predict(frame.X[row:row + 1]), **baselines(y_all[lab], frame.vol21[row:row + 1], n)}
+    as_of_date = _pydate(frame.dates[row])
+    close = float(frame.close[row])
+    tdate, cal = target_date(frame.symbol, as_of_date, n)
     by_method = {k: {q: close * math.exp(float(v[q][0])) for q in ("point", *QUANTILES)} for k, v in live.items()}
     method, reason = choose(scores, {k for k, v in by_method.items() if not all(map(math.isfinite, v.values()))})
-    forecast = {"as_of_date": as_of, "horizon": h, "target_date": tdate, "target_calendar": cal, "close": close,
+    forecast = {"as_of_date": as_of_date, "horizon": h, "target_date": tdate, "target_calendar": cal, "close": close,
                 "method": method, **by_method[method], "by_method": by_method}
     if model_dir is not None:
         d = model_dir / h

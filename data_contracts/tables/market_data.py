@@ -65,11 +65,13 @@ futures_continuous_1d = Contract(
     table="futures_continuous_1d",
     description=(
         "Front-month continuous daily series per root: highest-volume outright per CME session date "
-        "(volume roll). Databento only, except the recorded Yahoo stitch for ZL before 2010-06-06."
+        "(volume roll). Databento only, except the recorded Yahoo stitch for ZL before 2010-06-06. Beside each row: the "
+        "next-expiring outright's close that session (the term structure) and the row contract's close the session before "
+        "(on a roll date the new contract's: what a ratio back-adjustment needs)."
     ),
     columns=(
         c.date.required(), c.root.required(), c.symbol.required(), c.open, c.high, c.low, c.close, c.volume,
-        c.roll_from_symbol, *c.LINEAGE,
+        c.roll_from_symbol, c.contract_prior_close, c.next_symbol, c.next_close, *c.LINEAGE,
     ),
     primary_key=("root", "date"),
     partition=Partition("date", "MONTH"),

@@ -4,7 +4,9 @@ Real data: the GLBX.MDP3 ESH1 sample (2020-12-28: one ohlcv-1d bar, the first fo
 bars) and the legacy soybean_oil_prices export (Yahoo ZL, 2000-11 .. 2025-11). No real sample
 holds two contracts of one root, so the volume roll (and the 1h-verification branch) is covered
 only by `test_volume_roll_logic_on_crafted_rows`, whose rows are CRAFTED, marked as such in
-their source_file, and test logic only: they are never accepted data.
+their source_file, and test logic only: they are never accepted data. The next-contract and
+prior-close columns are tested on the real one-contract samples only (NULL next contract, prior
+close within the one series); their two-contract values have no real sample to test on.
 """
 
 from __future__ import annotations
@@ -261,3 +263,30 @@ def test_failed_build_leaves_the_table_as_it_was(con, sample_data, monkeypatch):
         continuous.build_continuous(con, ["ES"], batch_id="b-2")
     assert rows(con) == before
     assert con.sql("SELECT COUNT(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0] == 0
+
+
+def test_next_contract_and_prior_close_on_the_real_samples(con, sample_data):
+    """next_symbol/next_close need a second outright trading the same session: the real samples have
+    none (ESH1 alone in the GLBX files, counted here from the raw records; Yahoo ZL is one series),
+    so they are NULL. contract_prior_close is the previous close within one contract: on the real ZL
+    rows, the previous Yahoo close (recomputed from market_data.yahoo_historical)."""
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    outrights: dict[dt.date, set[str]] = {}
+    for interval in ("1h", "1d"):
+        df = _dbn(glbx / f"test_data.ohlcv-{interval}.dbn.zst")
+        for ts, sym in zip(df["ts_event"], df["symbol"]):
+            outrights.setdefault(ts.date(), set()).add(sym)
+    assert outrights == {dt.date(2020, 12, 28): {"ESH1"}}
+    load_es_bars(con, sample_data, "1h")
+    load_es_bars(con, sample_data, "1d")
+    load_yahoo_zl(con, sample_data)
+    continuous.build_continuous(con)
+    got = rows(con)
+    assert all(r["next_symbol"] is None and r["next_close"] is None for r in got)
+    [es] = [r for r in got if r["root"] == "ES"]
+    assert es["contract_prior_close"] is None  # the series' first row
+    zl = [r for r in got if r["root"] == "ZL"]
+    yahoo = dict(con.execute("SELECT date, close FROM market_data.yahoo_historical WHERE symbol = 'ZL'").fetchall())
+    dates = sorted(d for d in yahoo if d in {r["date"] for r in zl})
+    assert [r["date"] for r in zl] == dates and zl[0]["contract_prior_close"] is None
+    assert [r["contract_prior_close"] for r in zl[1:]] == [yahoo[d] for d in dates[:-1]]

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from datetime import date
 
+import pytest
 from typer.testing import CliRunner
 
 import data_contracts as dc
@@ -137,10 +138,10 @@ def test_target_naming():
     matrix = dc.get("features.daily_ml_matrix")
     assert health.target_naming_violations(matrix) == []
     assert health.target_naming_violations(dc.get("market_data.databento_futures_ohlcv_1m")) == []  # bar size, not horizon
-    ok = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[1],))
+    ok = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[1],), rules=())
     assert health.target_naming_violations(ok) == []
     # Crafted: a _1m table whose DDL says target_1w (the seeds' defect).
-    bad = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[0],))
+    bad = dataclasses.replace(matrix, table="training_1m", columns=matrix.columns[:8] + (catalog.TARGETS[0],), rules=())
     assert health.target_naming_violations(bad) == [
         "features.training_1m is a 1m table without target_1m",
         "features.training_1m carries target_1w, another horizon's target",
@@ -289,3 +290,173 @@ def test_a_column_constant_over_a_window_is_a_placeholder(con, load_cftc_cot):
     r = [r for r in health.run_health(con, ["raw_intelligence.cftc_cot"]) if (r.rule, r.columns) == window
          and "run of" in r.threshold][0]
     assert (r.status, r.measured_value) == ("fail", 6.0)  # rows 20..25 of the run each end a 20-row window
+
+
+# --- the feature matrix: placeholder checks on every numeric field of every STRUCT -----------------------
+
+MATRIX = "features.daily_ml_matrix"
+_NUMERIC = ("FLOAT64", "INT64", "NUMERIC", "BOOL")
+
+
+def _numeric_fields(contract) -> list[tuple[str, str]]:
+    return [(f"{c.name}.{f.name}", f.type) for c in contract.columns if c.type == "STRUCT" and c.mode != "REPEATED"
+            for f in c.fields if f.type in _NUMERIC]
+
+
+@pytest.fixture(scope="module")
+def matrix_home(tmp_path_factory, sample_data):
+    """The real pipeline: the legacy exports migrated, the real FRED series and registry ingested, both
+    matrix sources built (each build passed its own batch gate)."""
+    from cbi_local import pipeline
+    from cbi_local.features import build_features
+
+    h = tmp_path_factory.mktemp("matrix-health")
+    warehouse.init(h / "warehouse.duckdb")
+    with warehouse.open_warehouse(h / "warehouse.duckdb") as c:
+        assert pipeline.migrate_legacy_dir(c, sample_data / "legacy_bq")["ok"]
+        assert pipeline.ingest_paths(c, [sample_data / "fred", sample_data / "registry"])["ok"]
+        for symbols, source in ((None, "canonical"), (["ZL"], "yahoo_historical")):
+            built = build_features(c, symbols, source)
+            assert built.ok and built.gate["failed"] == {}, (source, built.gate)
+    return h
+
+
+def test_every_numeric_field_of_every_matrix_struct_has_exactly_one_placeholder_rule():
+    matrix = dc.get(MATRIX)
+    covered = [col for rule in matrix.rules_of("no_placeholders") for col in rule.columns]
+    fields = _numeric_fields(matrix)
+    assert sorted(covered) == sorted(name for name, _ in fields)  # each once, none left out
+    assert len(fields) > 60 and {"macro.dgs10", "regime.vol_percentile", "positioning.commercial_net_pct_oi"} <= set(covered)
+    types = dict(fields)
+    for rule in matrix.rules_of("no_placeholders"):
+        for col in rule.columns:
+            # a boolean has no sentinel (TRUE = 1.0 is its nature; all-TRUE is zero variance)
+            assert rule.param("sentinels") == (() if types[col] == "BOOL" else (0.5, 1.0)), col
+            window, min_rows = rule.param("window"), rule.param("min_rows")
+            assert min_rows >= 2 and (window is None or window >= 8), col
+
+
+def test_the_placeholder_rules_follow_the_struct_fields_and_reject_a_stale_cadence():
+    from data_contracts import rules as r
+    from data_contracts.model import Column, struct
+
+    # A field added to a STRUCT later is covered without naming it (the default cadence) ...
+    s = struct("s", "a struct", Column("a", "FLOAT64", ""), Column("b", "INT64", ""), Column("t", "STRING", ""),
+               Column("f", "BOOL", ""))
+    rules = r.no_placeholders_by_field((s,), {"s.b": {"window": 40, "min_rows": 40}}, {"window": 20, "min_rows": 2})
+    assert [(x.columns, x.param("window"), x.param("min_rows"), x.param("sentinels")) for x in rules] == [
+        (("s.a",), 20, 2, (0.5, 1.0)), (("s.b",), 40, 40, (0.5, 1.0)), (("s.f",), 20, 2, ())]
+    # ... and a cadence naming a field that is gone (or not numeric) is an error, never silently ignored.
+    with pytest.raises(ValueError, match="s.gone"):
+        r.no_placeholders_by_field((s,), {"s.gone": {"window": 40}}, {"window": 20})
+    with pytest.raises(ValueError, match="s.t"):
+        r.no_placeholders_by_field((s,), {"s.t": {"window": 40}}, {"window": 20})
+
+
+def test_the_calendar_windows_are_one_more_than_the_season_allows():
+    # Recomputed from the season dates the features use (cbi_local/features/seasonal.py): a series has at
+    # most one row per date, so a run of one value can last at most this many rows.
+    from datetime import date as d
+
+    from cbi_local.features import seasonal
+
+    def days(window) -> int:  # dates inside the window (a leap year does not change it: May-November)
+        (m0, d0), (m1, d1) = window
+        return (d(2024, m1, d1) - d(2024, m0, d0)).days + 1
+
+    planting, harvest = days(seasonal.PLANTING), days(seasonal.HARVEST)
+    assert (planting, harvest) == (46, 52)
+    longest = {"calendar.month": 31, "calendar.week_of_year": 7, "calendar.days_to_planting": planting,
+               "calendar.days_to_harvest": harvest, "calendar.in_planting": 366 - planting,
+               "calendar.in_harvest": 366 - harvest}
+    windows = {col: rule.param("window") for rule in dc.get(MATRIX).rules_of("no_placeholders") for col in rule.columns}
+    assert {k: windows[k] for k in longest} == {k: v + 1 for k, v in longest.items()}
+
+
+def _matrix_placeholder_failures(results) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for x in results:
+        if x.rule == "no_placeholders" and x.status == "fail":
+            out.setdefault(x.columns, set()).add(x.threshold)
+    return out
+
+
+def test_the_real_matrix_passes_every_placeholder_check(matrix_home):
+    with warehouse.open_warehouse(matrix_home / "warehouse.duckdb", read_only=True) as c:
+        # real data, both sources: monthly fed funds, weekly COT, regimes and calendar fields hold one value
+        # for many rows, and several fields are NULL everywhere in the sample (vwap without 1h bars, managed
+        # money quarantined by the migration, the canonical cross-asset series)
+        assert c.execute(f"SELECT COUNT(*) FROM {MATRIX} WHERE matrix_source = 'yahoo_historical'").fetchall()[0][0] > 6000
+        results = [x for x in health.run_health(c, [MATRIX], record=False) if x.rule == "no_placeholders"]
+    assert _matrix_placeholder_failures(results) == {}
+    checked = {x.columns for x in results}
+    assert checked == {name for name, _ in _numeric_fields(dc.get(MATRIX))}
+
+
+# Crafted values, each set on every row of the real matrix, only to be rejected: each fails naming its field.
+CRAFTED = [
+    ("macro", "dgs10", "4.0", {"more than one distinct value (judged over >= 20 values)", "no run of 20 equal values"}),
+    ("regime", "vol_percentile", "1.0", {"not every value = 1.0 (judged over >= 63 values)",
+                                         "more than one distinct value (judged over >= 63 values)",
+                                         "no run of 63 equal values"}),
+    ("positioning", "commercial_net_pct_oi", "4.0", {"more than one distinct value (judged over >= 20 values)",
+                                                     "no run of 20 equal values"}),
+    ("positioning", "commercial_net_pctile_3y", "1.0", {"not every value = 1.0 (judged over >= 63 values)",
+                                                        "more than one distinct value (judged over >= 63 values)",
+                                                        "no run of 63 equal values"}),
+    ("macro", "fed_funds", "5.33", {"more than one distinct value (judged over >= 504 values)",
+                                    "no run of 504 equal values"}),
+    ("calendar", "in_planting", "false", {"more than one distinct value (judged over >= 321 values)",
+                                          "no run of 321 equal values"}),
+    ("regime", "weight", "100", {"more than one distinct value (judged over >= 1260 values)"}),
+    ("market_data", "volume", "1", {"not every value = 1.0", "more than one distinct value", "no run of 20 equal values"}),
+]
+
+
+@pytest.mark.parametrize("struct_name, field, value, thresholds", CRAFTED, ids=[f"{s}.{f}" for s, f, _, _ in CRAFTED])
+def test_a_field_constant_on_every_row_fails_naming_it(matrix_home, struct_name, field, value, thresholds):
+    with warehouse.open_warehouse(matrix_home / "warehouse.duckdb") as c:
+        c.execute("BEGIN TRANSACTION")
+        try:
+            c.execute(f"UPDATE {MATRIX} SET {struct_name} = struct_update({struct_name}, {field} := {value})")
+            results = health.run_health(c, [MATRIX], record=False)
+        finally:
+            c.execute("ROLLBACK")
+    assert _matrix_placeholder_failures(results) == {f"{struct_name}.{field}": thresholds}
+    assert {x.rule for x in results if x.status == "fail"} == {"no_placeholders"}
+
+
+def test_cbi_health_fails_on_a_constant_macro_field_and_passes_on_the_real_matrix(matrix_home, tmp_path):
+    import shutil
+
+    runner = CliRunner()
+    shutil.copy(matrix_home / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    ok = runner.invoke(app, ["health", "--home", str(tmp_path), "--table", MATRIX, "--json"])
+    assert ok.exit_code == 0, ok.output
+    payload = json.loads(ok.output)
+    assert payload["ok"] is True and payload["failed"] == 0 and payload["checks"] > 250
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb") as c:
+        c.execute(f"UPDATE {MATRIX} SET macro = struct_update(macro, dgs10 := 4.0)")  # crafted, to be rejected
+    bad = runner.invoke(app, ["health", "--home", str(tmp_path), "--table", MATRIX])
+    assert bad.exit_code == 1, bad.output
+    assert "features.daily_ml_matrix no_placeholders" in bad.output and "macro.dgs10: zero variance" in bad.output
+
+
+def test_a_few_real_rows_where_slow_fields_hold_one_value_pass_the_batch_gate(matrix_home):
+    # The batch gate checks only the rows a build changed. Seven real sessions of January 2024: one month, one
+    # regime, fed funds 5.33 all along, outside planting and harvest, one or two COT reports; too few rows to
+    # say any of them is a placeholder (each judges over its min_rows), while the daily fields vary.
+    with warehouse.open_warehouse(matrix_home / "warehouse.duckdb") as c:
+        c.execute("BEGIN TRANSACTION")
+        try:
+            c.execute(f"UPDATE {MATRIX} SET batch_id = 'b-few' WHERE matrix_source = 'yahoo_historical' "
+                      "AND date BETWEEN DATE '2024-01-02' AND DATE '2024-01-10'")
+            same = c.execute(
+                f"SELECT COUNT(*), COUNT(DISTINCT macro.fed_funds), COUNT(DISTINCT calendar.month), "
+                f"COUNT(DISTINCT regime.weight), COUNT(DISTINCT calendar.in_planting), COUNT(DISTINCT market_data.close) "
+                f"FROM {MATRIX} WHERE batch_id = 'b-few'").fetchall()[0]
+            results = health.run_health(c, [MATRIX], batch_id="b-few", record=False)
+        finally:
+            c.execute("ROLLBACK")
+    assert same[0] == 7 and same[1:5] == (1, 1, 1, 1) and same[5] == 7
+    assert [x for x in results if x.status == "fail"] == []

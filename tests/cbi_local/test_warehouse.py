@@ -54,7 +54,7 @@ def test_tables_json_lists_twelve_datasets_and_struct_columns(home: Path):
     assert matrix["partitioning"] == {"column": "date", "granularity": "MONTH"}
     assert matrix["clustering"] == ["symbol", "regime_name"]
     structs = {c["name"]: [f["name"] for f in c["fields"]] for c in matrix["columns"] if c["type"] == "STRUCT"}
-    assert set(structs) == {"market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar"}
+    assert set(structs) == {"market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar", "term_structure"}
     assert structs["pivots"][:5] == ["p", "r1", "r2", "s1", "s2"]
     assert all(t["rows"] == 0 and t["exists"] for t in tables.values())
 

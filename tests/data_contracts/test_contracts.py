@@ -52,7 +52,9 @@ def test_the_twelve_datasets_and_foundation_tables_are_declared():
 def test_daily_ml_matrix_has_its_struct_columns_and_targets():
     m = dc.get("features.daily_ml_matrix")
     structs = {c.name for c in m.columns if c.type == "STRUCT"}
-    assert structs == {"market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar"}
+    assert structs == {"market_data", "pivots", "regime", "macro", "cross_asset", "positioning", "calendar",
+                       "term_structure"}
+    assert {"roll_adjustment", "matrix_source"} <= set(m.column_names)
     assert {"target_1w", "target_1m", "target_3m", "target_6m", "target_12m"} <= set(m.column_names)
     assert "rsi_14" in {f.name for f in m.column("market_data").fields}
 

@@ -259,8 +259,9 @@ def test_training_screen_shows_a_real_research_run_and_its_fan(home: Path):
             assert report["run_id"] in text and "baseline_mae" in text
             mae = report["horizons"]["1w"]["metrics"]["mae"]
             assert f"{mae:.4f}"[:5] in text  # the recorded metric, beside its baseline
-            last = report["window"][1]
-            assert f"forecast fan, as of {last}" in text and "P10" in text and "P90" in text
+            as_of = report["as_of"]["date"]  # the last row with a real volume (publish.as_of), named by the run
+            assert as_of <= report["window"][1] and report["as_of"]["last_row"] == report["window"][1]
+            assert f"forecast fan, as of {as_of}" in text and "P10" in text and "P90" in text
 
     run(go())
 

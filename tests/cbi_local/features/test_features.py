@@ -22,12 +22,12 @@ import polars as pl
 import pyarrow as pa
 import pytest
 import yaml
+import typer.main
 from typer.testing import CliRunner
 
 import data_contracts as dc
 from cbi_local import calendars, pipeline, warehouse
 from cbi_local.cli import app
-import cbi_local.cli_features as features_cli  # registers `cbi features` (also imported by cbi_local.cli)
 from cbi_local.features import build_features, flat_columns
 from cbi_local.features.build import _first_at_or_after, hourly_sessions, read_inputs
 
@@ -451,7 +451,7 @@ def test_flat_view_and_parquet_export_follow_the_contract(home, tmp_path):
 
 
 def test_unknown_source_is_refused(home):
-    assert "features" in {g.name for g in app.registered_groups} and features_cli.features_app.registered_commands
+    assert "build" in typer.main.get_command(app).commands["features"].commands  # the group is registered on `cbi`
     bad = runner.invoke(app, ["features", "build", "--source", "databento_raw", "--home", str(home)])
     assert bad.exit_code == 2 and "unknown matrix source" in bad.output
 
@@ -536,6 +536,22 @@ def test_cross_asset_recomputed_independently_from_the_research_series(con):
     assert checked > 5000
 
 
+def test_a_leg_that_is_the_rows_own_symbol_has_no_correlation(home, tmp_path):
+    """ZS rows of the research matrix (the real Yahoo ZS series): their soybean leg is ZS itself, whose
+    correlation with itself is 1 on every row, a constant the placeholder checks refuse. It is NULL
+    there, the other legs are computed, and the build passes its health gate."""
+    h = tmp_path / "zs"
+    h.mkdir()
+    shutil.copy(home / "warehouse.duckdb", h / "warehouse.duckdb")
+    report = _cli("features", "build", "--source", "yahoo_historical", "--symbols", "ZS", "--home", str(h))
+    assert report["ok"] and not (report.get("gate") or {}).get("failed"), report.get("gate")
+    with warehouse.connect(h / "warehouse.duckdb", read_only=True) as c:
+        rows, zs_corr, zm_corr, zs_ret = c.execute(
+            "SELECT count(*), count(cross_asset__zs_corr_63d), count(cross_asset__zm_corr_63d), count(cross_asset__zs_ret_1d) "
+            "FROM features.vw_daily_ml_flat WHERE matrix_source = 'yahoo_historical' AND symbol = 'ZS'").fetchone()
+    assert rows > 5000 and zs_corr == 0 and zm_corr > 5000 and zs_ret > 5000
+
+
 def test_canonical_rows_never_read_research_series_for_cross_asset(con):
     """The canonical matrix has no continuous ZS/ZM/CL/ES-era legs in the sample: its cross_asset fields
     stay NULL (with a warning), never filled from the Yahoo series of the research matrix."""
@@ -559,3 +575,198 @@ def test_calendar_features_recomputed_independently(con):
         assert (row["calendar__month"], row["calendar__week_of_year"]) == (d.month, d.isocalendar()[1]), d
         assert (row["calendar__days_to_planting"], row["calendar__in_planting"]) == days_to(d, (5, 1), (6, 15)), d
         assert (row["calendar__days_to_harvest"], row["calendar__in_harvest"]) == days_to(d, (9, 20), (11, 10)), d
+
+
+# --- term structure (Databento outrights) --------------------------------------------------------
+
+TS_FIELDS = ("second_symbol", "front_minus_second", "front_minus_second_rel", "front_days_to_expiry", "is_roll_day")
+
+
+def _dbn_rows(path: Path):
+    import warnings
+
+    import databento as db
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # databento's own pandas deprecation warnings
+        return db.DBNStore.from_file(path).to_df().reset_index()
+
+
+def test_term_structure_is_null_with_a_warning_when_one_contract_trades(tmp_path, sample_data):
+    """The real GLBX sample holds one outright (ESH1) on one day: no second contract, so every
+    term_structure field is NULL, with a missing_input warning. The count of outrights per day is
+    redone here from the raw DBN records, and the front's expiration from the raw definition."""
+    glbx = sample_data / "databento" / "GLBX.MDP3"
+    per_day: dict[dt.date, set[int]] = {}
+    for schema in ("ohlcv-1d", "ohlcv-1h"):
+        df = _dbn_rows(glbx / f"test_data.{schema}.dbn.zst")
+        for ts, iid in zip(df["ts_event"], df["instrument_id"]):
+            per_day.setdefault(ts.date(), set()).add(int(iid))
+    assert {d: len(ids) for d, ids in per_day.items()} == {dt.date(2020, 12, 28): 1}  # 0 days with 2+ contracts
+    definition = _dbn_rows(glbx / "test_data.definition.dbn.zst").iloc[0]
+    c = _es_warehouse(tmp_path, [glbx], [])
+    try:
+        rep = build_features(c, ["ES"], "canonical")
+        cont = c.execute("SELECT symbol, next_symbol, next_close, contract_prior_close FROM market_data.futures_continuous_1d "
+                         "WHERE root = 'ES'").fetchall()
+        inputs = read_inputs(c, "canonical", ["ES"])
+        (ts,) = c.execute("SELECT term_structure FROM features.daily_ml_matrix WHERE symbol = 'ES'").fetchall()[0]
+        recorded = c.execute("SELECT message FROM monitoring.health_checks WHERE rule = 'missing_input' "
+                             "AND rule_columns = 'term_structure.front_minus_second'").fetchall()
+    finally:
+        c.close()
+    assert cont == [(definition["raw_symbol"], None, None, None)]  # the first row has no prior close either
+    # the input a second contract would make usable: the front's expiration, from its real definition
+    assert inputs.expiries.rows() == [(definition["raw_symbol"], definition["expiration"].date())]
+    assert inputs.expiries.rows() == [("ESH1", dt.date(2021, 3, 19))]
+    assert ts == {f: None for f in TS_FIELDS}
+    [w] = [w for w in rep.warnings if w["field"] == "term_structure.front_minus_second"]
+    assert (w["symbol"], w["null_rows"], w["rows"]) == ("ES", 1, 1) and "one contract is no curve" in w["reason"]
+    assert not [w for w in rep.warnings if w["field"] == "term_structure.front_days_to_expiry"]
+    assert len(recorded) == 1 and recorded[0][0].startswith("canonical ES: 1 of 1 rows NULL")
+
+
+def test_term_structure_is_null_on_the_sample_matrices(con):
+    # canonical ZL is the Yahoo bridge (no Databento outright at all), the research matrix Yahoo only
+    sources = con.execute("SELECT DISTINCT source, symbol FROM market_data.futures_continuous_1d WHERE root = 'ZL'").fetchall()
+    assert sources == [("yahoo", "ZL")]
+    counts = con.execute(
+        f"SELECT matrix_source, count(*), {', '.join(f'count(term_structure__{f})' for f in TS_FIELDS)} "
+        "FROM features.vw_daily_ml_flat WHERE symbol = 'ZL' GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(s, n > 2000, rest) for s, n, *rest in counts] == [
+        ("canonical", True, [0] * 5), ("yahoo_historical", True, [0] * 5)]
+    warned = dict(con.execute(
+        "SELECT split_part(message, ' ', 1), message FROM monitoring.health_checks WHERE rule = 'missing_input' "
+        "AND rule_columns = 'term_structure.front_minus_second' AND message LIKE '% ZL: %'").fetchall())
+    assert set(warned) == {"canonical", "yahoo_historical"}
+    assert "no Databento outrights in a research matrix" in warned["yahoo_historical"]
+
+
+def test_term_structure_has_no_look_ahead_inputs_after_d_change_no_value_up_to_d(home, tmp_path):
+    """Every term-structure input after D is changed (a second contract appears, rolls are recorded):
+    no term_structure value on or before D moves; later rows do. The sample has no second contract,
+    so the values up to D are the NULLs the sample gives. (The mutated rows are no data: the build
+    runs without the health gate, which would rightly hold such a batch back.)"""
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    D = dt.date(2006, 3, 15)
+    sql = ("SELECT date, term_structure FROM features.daily_ml_matrix WHERE matrix_source = 'canonical' "
+           "AND symbol = 'ZL' AND date {} ? ORDER BY date")
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        before, later = c.execute(sql.format("<="), [D]).fetchall(), c.execute(sql.format(">"), [D]).fetchall()
+        assert len(before) > 1000
+        c.execute("UPDATE market_data.futures_continuous_1d SET next_symbol = 'ZLZ9', "
+                  "next_close = close * (1.01 + (day(date) % 5) / 100), source = 'databento', "
+                  "roll_from_symbol = CASE WHEN day(date) = 1 THEN 'ZLZ8' END, contract_prior_close = close "
+                  "WHERE root = 'ZL' AND date > ?", [D])
+        build_features(c, ["ZL"], "canonical", record_health=False)
+        assert c.execute(sql.format("<="), [D]).fetchall() == before
+        after = c.execute(sql.format(">"), [D]).fetchall()
+    assert len(after) == len(later) and all(a[1]["second_symbol"] == "ZLZ9" for a in after)
+    assert {a[1]["is_roll_day"] for a in after} == {True, False}
+    assert all(r[1] == {f: None for f in TS_FIELDS} for r in later)
+
+
+# --- roll adjustment of returns and targets --------------------------------------------------------
+
+RETURN_FIELDS = ("market_data__return_1d", "market_data__return_5d", "market_data__return_21d",
+                 "market_data__momentum_21d", "market_data__volatility_21d", "regime__vol_percentile", "regime__k_vol",
+                 *(f"cross_asset__{k}_{w}" for k in ("zs", "zm", "cl", "spx", "dxy") for w in ("ret_1d", "ret_21d", "corr_63d")))
+
+
+def _content(c, source: str) -> dict[dt.date, tuple]:
+    cols = [n for _, n in flat_columns() if n not in ("batch_id", "created_at", "roll_adjustment")]
+    rows = c.execute(f"SELECT {', '.join(cols)}, roll_adjustment FROM features.vw_daily_ml_flat WHERE symbol = 'ZL' "
+                     "AND matrix_source = ? ORDER BY date", [source]).fetchall()
+    return {r[0]: r for r in rows}
+
+
+def test_ratio_adjustment_changes_nothing_on_the_real_series_which_records_no_roll(home, tmp_path):
+    """No recorded roll in the sample (canonical ZL is the Yahoo bridge, one series 'ZL'; Yahoo's own
+    ZL=F rolls are not recorded): the ratio back-adjusted returns and targets are the raw ones bit for
+    bit, and the raw ones are today's (recomputed independently in the indicator test above)."""
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        assert c.execute("SELECT count(roll_from_symbol) FROM market_data.futures_continuous_1d").fetchall()[0][0] == 0
+        raw = {s: _content(c, s) for s in ("canonical", "yahoo_historical")}
+        reports = {s: build_features(c, None, s, roll_adjustment="ratio") for s in raw}
+        adjusted = {s: _content(c, s) for s in raw}
+        closes = [r[0] for r in c.execute("SELECT close FROM market_data.futures_continuous_1d WHERE root = 'ZL' "
+                                          "ORDER BY date").fetchall()]
+        back = build_features(c, ["ZL"], "canonical")  # and back to the default
+        restored = _content(c, "canonical")
+    for s in raw:
+        assert reports[s].roll_adjustment == "ratio" and reports[s].rolls == {"ZL": {"recorded": 0, "unadjustable": 0}}
+        assert {r[-1] for r in raw[s].values()} == {"none"} and {r[-1] for r in adjusted[s].values()} == {"ratio"}
+        assert {d: r[:-1] for d, r in adjusted[s].items()} == {d: r[:-1] for d, r in raw[s].items()}
+    assert back.roll_adjustment == "none" and restored == raw["canonical"]
+    # the adjusted targets of the real canonical series, recomputed from its closes
+    names = [n for _, n in flat_columns() if n not in ("batch_id", "created_at", "roll_adjustment")]
+    rows = list(adjusted["canonical"].values())
+    for i in (0, 500, len(rows) - 300, len(rows) - 1):
+        got = dict(zip(names, rows[i]))
+        for h, k in HORIZONS.items():
+            want = closes[i + k] if i + k < len(closes) else None
+            assert _close(got[f"fwd_close_{h}"], want)
+            assert _close(got[f"target_{h}"], None if want is None else math.log(want / closes[i]))
+
+
+def test_ratio_adjustment_has_no_look_ahead_and_never_lets_an_unadjustable_roll_in(home, tmp_path):
+    """Rows after D are made rolls (a mutation, as in the other look-ahead tests); on some the new
+    contract's prior close is missing (CRAFTED: rolls that must be rejected, not adjusted). Built with
+    ratio: no feature up to D moves, targets up to D do (they cross the rolls by design), and across
+    every unadjustable roll the returns and targets are NULL, with a warning: never a gap. (No health
+    gate on these builds: the mutated rows are no data.)"""
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "w.duckdb")
+    D = dt.date(2006, 3, 15)
+    with warehouse.open_warehouse(tmp_path / "w.duckdb") as c:
+        build_features(c, ["ZL"], "canonical", record_health=False, roll_adjustment="ratio")
+        before = _snapshot(c, D)
+        targets_before = c.execute("SELECT date, target_12m FROM features.daily_ml_matrix WHERE date <= ? "
+                                   "AND matrix_source = 'canonical' ORDER BY date", [D]).fetchall()
+        c.execute("UPDATE market_data.futures_continuous_1d SET source = 'databento', roll_from_symbol = 'ZLX9', "
+                  "contract_prior_close = CASE WHEN day(date) % 7 = 0 THEN NULL ELSE close * 0.98 END "
+                  "WHERE root = 'ZL' AND date > ?", [D])
+        series = c.execute("SELECT date, contract_prior_close FROM market_data.futures_continuous_1d WHERE root = 'ZL' "
+                           "ORDER BY date").fetchall()
+        rep = build_features(c, ["ZL"], "canonical", record_health=False, roll_adjustment="ratio")
+        after = _snapshot(c, D)
+        targets_after = c.execute("SELECT date, target_12m FROM features.daily_ml_matrix WHERE date <= ? "
+                                  "AND matrix_source = 'canonical' ORDER BY date", [D]).fetchall()
+        m = {r[0]: r for r in c.execute("SELECT date, market_data.return_1d, market_data.return_5d, target_1w, "
+                                        "fwd_close_1w FROM features.daily_ml_matrix WHERE matrix_source = 'canonical' "
+                                        "ORDER BY date").fetchall()}
+    dates = [d for d, _ in series]
+    first_after = next(i for i, d in enumerate(dates) if d > D)
+    # the first row after D follows a Yahoo row: a stitch, never a roll
+    rolls = [i for i in range(first_after + 1, len(dates))]
+    broken = [i for i in rolls if series[i][1] is None]
+    assert rep.rolls == {"ZL": {"recorded": len(rolls), "unadjustable": len(broken)}} and len(broken) > 100
+    assert after == before
+    assert targets_after != targets_before
+    for i in broken:
+        assert m[dates[i]][1] is None  # return_1d across it
+        assert all(m[dates[j]][2] is None for j in range(i, min(i + 5, len(dates))))  # return_5d spanning it
+        assert all(m[dates[j]][3] is None and m[dates[j]][4] is None for j in range(max(i - 5, 0), i))  # target_1w
+    assert any(w["field"] == "market_data.return_1d" and "not ratio-adjustable" in w["reason"] for w in rep.warnings)
+
+
+def test_roll_adjustment_option_cli_and_setting(home, tmp_path, monkeypatch):
+    shutil.copy(home / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    bad = runner.invoke(app, ["features", "build", "--roll-adjustment", "difference", "--home", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown roll adjustment" in bad.output
+    monkeypatch.setenv("CBI_ROLL_ADJUSTMENT", "ratio")
+    rep = _cli("features", "build", "--symbols", "ZL", "--home", str(tmp_path))
+    assert rep["roll_adjustment"] == "ratio" and rep["rolls"] == {"ZL": {"recorded": 0, "unadjustable": 0}}
+    rep = _cli("features", "build", "--symbols", "ZL", "--roll-adjustment", "none", "--home", str(tmp_path))
+    assert rep["roll_adjustment"] == "none" and rep["rolls"] == {}
+    with warehouse.open_warehouse(tmp_path / "warehouse.duckdb", read_only=True) as c:
+        assert c.execute("SELECT DISTINCT roll_adjustment FROM features.daily_ml_matrix").fetchall() == [("none",)]
+
+
+def test_training_reads_the_term_structure_fields_scale_free():
+    from cbi_local.training.data import feature_spec
+
+    direct, levels, excluded = feature_spec()
+    assert {f"term_structure__{f}" for f in ("front_minus_second_rel", "front_days_to_expiry", "is_roll_day")} <= set(direct)
+    assert "term_structure__front_minus_second" in excluded and "term_structure__second_symbol" in excluded
+    assert not any(c.startswith("term_structure__") for c in levels)

@@ -67,6 +67,14 @@ def _q(home: Path, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
+def _real_as_of(home: Path, end: date | None = None) -> date:
+    """The last research ZL date (<= end) whose volume is real: not NULL, not 0, not the previous row's."""
+    return _q(home, """
+        WITH t AS (SELECT date, market_data.volume AS v, lag(market_data.volume) OVER (ORDER BY date) AS pv
+                   FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ? AND date <= coalesce(?, date))
+        SELECT max(date) FROM t WHERE v > 0 AND v IS DISTINCT FROM pv""", [RESEARCH, end])[0][0]
+
+
 # --- purged walk-forward CV ----------------------------------------------------------------
 
 
@@ -183,9 +191,10 @@ def test_research_run_trains_all_horizons_and_records_everything(research_run, h
         assert git is None or len(git) >= 40
         assert {p.name for p in Path(path).iterdir()} == {"point.txt", "p10.txt", "p50.txt", "p90.txt"}
         assert json.loads(params)["horizon_sessions"] == HORIZONS[h]
-    # forecasts: one per horizon, from the last matrix date, ordered quantiles, in a validated train batch
-    last = _q(home, "SELECT max(date) FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ?",
-              [RESEARCH])[0][0]
+    # forecasts: one per horizon, from the as-of date (the last date with a real volume), ordered quantiles,
+    # in a validated train batch
+    last = _real_as_of(home)
+    assert r["as_of"]["date"] == str(last)
     fc = _q(home, "SELECT horizon, as_of_date, target_date, p10, p50, p90, is_research, batch_id "
                   "FROM predictions.zl_forecasts WHERE run_id = ?", [run_id])
     assert sorted(x[0] for x in fc) == sorted(HORIZONS)
@@ -213,6 +222,8 @@ def test_baseline_mape_equals_the_no_change_forecast_on_the_test_rows(research_r
 def test_compare_gives_deltas_and_the_unweighted_column_is_the_unweighted_model(research_run, home):
     text = _cli("train", "--source", RESEARCH, "--horizons", "1w,1m", "--no-weights", "--home", str(home)).output
     assert "RESEARCH" in text and "is_research = true" in text and "purged walk-forward folds" in text
+    # the output names the as-of date and the skipped last row (its volume repeats the previous session's)
+    assert "as of 2025-11-04, not the window's last row 2025-11-05: skipped 2025-11-05 (volume 68,962 repeats" in text
     b_id = json.loads(_cli("train", "runs", "--home", str(home), "--json").stdout)["items"][0]["run_id"]
     b = json.loads(Path(_q(home, "SELECT model_path FROM training.model_runs WHERE run_id = ? AND horizon = '1w'",
                            [b_id])[0][0]).parent.joinpath("run.json").read_text())
@@ -365,10 +376,10 @@ def test_the_vol_band_is_recomputed_from_the_matrix_on_the_same_rows(research_ru
         assert vb["mape"] == pytest.approx(mape, rel=1e-9)
 
 
-def test_the_published_forecasts_are_the_baselines_from_the_last_row_and_bands_widen_with_the_horizon(research_run, home):
+def test_the_published_forecasts_are_the_baselines_from_the_as_of_row_and_bands_widen_with_the_horizon(research_run, home):
     fc = {f["horizon"]: f for f in research_run["forecasts"]}
     ((close, vol),) = _q(home, "SELECT market_data.close, market_data.volatility_21d FROM features.daily_ml_matrix "
-                               "WHERE symbol = 'ZL' AND matrix_source = ? ORDER BY date DESC LIMIT 1", [RESEARCH])
+                               "WHERE symbol = 'ZL' AND matrix_source = ? AND date = ?", [RESEARCH, _real_as_of(home)])
     lows, highs = [], []
     for h, n in HORIZONS.items():
         f = fc[h]
@@ -420,3 +431,73 @@ def test_runs_and_compare_show_the_model_beside_the_baselines(research_run, home
     text = runner.invoke(app, ["train", "compare", research_run["run_id"], research_run["run_id"], "--home", str(home)],
                          env={"COLUMNS": "200"}).output
     assert "vol_band_quantile_score" in text and "published" in text
+
+
+# --- the as-of row: a forecast is made from a bar with a real volume ------------------------------------
+
+
+def test_the_last_real_row_repeats_the_previous_volume_so_the_forecast_steps_back_and_says_so(research_run, home):
+    # The real research matrix ends on 2025-11-05, whose volume (68,962) repeats 2025-11-04's: a stale bar
+    # (the legacy Yahoo ZL series repeats the previous session's volume on 288 days).
+    tail = _q(home, "SELECT date, market_data.volume FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND "
+                    "matrix_source = ? ORDER BY date DESC LIMIT 3", [RESEARCH])
+    assert tail == [(date(2025, 11, 5), 68962), (date(2025, 11, 4), 68962), (date(2025, 11, 3), 0)]
+    assert _real_as_of(home) == date(2025, 11, 4)  # 11-04 differs from 11-03's 0
+    a = research_run["as_of"]
+    assert (a["date"], a["last_row"]) == ("2025-11-04", "2025-11-05")
+    assert [(s["date"], s["volume"]) for s in a["skipped"]] == [("2025-11-05", 68962)]
+    assert "repeats the previous session's (2025-11-04)" in a["skipped"][0]["reason"] and "stale" in a["rule"]
+    # every forecast is from the as-of row: its date, its close; the target dates count from it
+    close = _q(home, "SELECT market_data.close FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND matrix_source = ? "
+                     "AND date = DATE '2025-11-04'", [RESEARCH])[0][0]
+    for f in research_run["forecasts"]:
+        assert str(f["as_of_date"]) == "2025-11-04" and f["close"] == pytest.approx(close)
+    assert str(research_run["forecasts"][0]["target_date"]) == "2025-11-11"  # 5 CME sessions after 11-04
+    # recorded: the forecasts' as_of_date, and the as-of choice in each run row's params
+    run_id = research_run["run_id"]
+    assert {r[0] for r in _q(home, "SELECT as_of_date FROM predictions.zl_forecasts WHERE run_id = ?", [run_id])} == {
+        date(2025, 11, 4)}
+    for (params,) in _q(home, "SELECT params FROM training.model_runs WHERE run_id = ?", [run_id]):
+        assert json.loads(params)["as_of"] == a
+
+
+def test_a_zero_volume_as_of_row_is_skipped(home):
+    # Real rows: 2025-11-03's volume is 0; with the window ending there the forecast is from 2025-10-31.
+    assert _q(home, "SELECT market_data.volume FROM features.daily_ml_matrix WHERE symbol = 'ZL' AND "
+                    "matrix_source = ? AND date = DATE '2025-11-03'", [RESEARCH])[0][0] == 0
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        r = train(con, home, TrainOptions(matrix_source=RESEARCH, horizons=["1w"], end=date(2025, 11, 3), write=False))
+    assert _real_as_of(home, date(2025, 11, 3)) == date(2025, 10, 31)
+    assert r["as_of"]["date"] == "2025-10-31" and r["as_of"]["last_row"] == "2025-11-03"
+    assert r["as_of"]["skipped"] == [{"date": "2025-11-03", "volume": 0, "reason": "volume 0"}]
+    assert [str(f["as_of_date"]) for f in r["forecasts"]] == ["2025-10-31"]
+
+
+def test_the_as_of_selection_on_real_rows_steps_back_over_repeated_volumes(home):
+    # Real January 2010 rows: 4,976 on 01-07, then repeated on 01-08, 01-11 and 01-12 (stale bars).
+    from cbi_local.training.publish import as_of
+
+    with warehouse.open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
+        frame = load_frame(con, "ZL", RESEARCH, end=date(2010, 1, 12))
+    assert frame.volume[-4:].tolist() == [4976.0] * 4 and frame.volume[-5] != 4976.0
+    row, skipped = as_of(frame.dates, frame.volume)
+    assert str(frame.dates[row]) == "2010-01-07" and row == frame.rows - 4
+    assert [s["date"] for s in skipped] == ["2010-01-12", "2010-01-11", "2010-01-08"]
+    assert all(s["volume"] == 4976 and "repeats the previous session's" in s["reason"] for s in skipped)
+    # a NULL volume is never real either (the first row has no previous one: judged on NULL and 0 only)
+    v = frame.volume[-3:].copy()
+    v[:] = [np.nan, 7.0, 7.0]
+    assert as_of(frame.dates[-3:], v) == (1, [{"date": "2010-01-12", "volume": 7,
+                                               "reason": "volume 7 repeats the previous session's (2010-01-11): a stale or forward-filled bar"}])
+    assert as_of(frame.dates[-3:], v, max_back=0)[0] is None
+
+
+def test_no_real_volume_within_a_week_refuses_and_records_nothing(home):
+    # Real rows: Yahoo's ZL volume is 1 on every session from 2002-12-27 to 2003-01-13 (repeated ten times).
+    before = _q(home, "SELECT count(*) FROM training.model_runs")[0][0]
+    res = _cli("train", "--source", RESEARCH, "--end", "2003-01-13", "--home", str(home), code=2)
+    out = " ".join(res.output.split())
+    assert "none of the last 6 rows (2003-01-06..2003-01-13) has a real volume" in out
+    assert "2003-01-13: volume 1 repeats the previous session's (2003-01-10)" in out
+    assert "nothing was trained or recorded" in out
+    assert _q(home, "SELECT count(*) FROM training.model_runs")[0][0] == before
