@@ -66,12 +66,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .config import current
+
 TRADE_DATE_CALENDAR = "CME_TradeDate"
 # Bars starting this long after a scheduled close still belong to the closing session
 # (capped at half the gap to the next open).
 CLOSE_GRACE = dt.timedelta(minutes=30)
 _PAD = dt.timedelta(days=10)  # holiday merging looks this far beyond the requested range
 CACHE_ENV = "CBI_CALENDAR_CACHE"  # a directory, or "off"
+
+from .config import current
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,7 @@ def _fingerprint() -> str:
 
 
 def _cache_dir() -> Path | None:
-    env = os.environ.get(CACHE_ENV, "").strip()
+    env = (current().calendar_cache or "").strip()
     if env.lower() == "off":
         return None
     if env:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbi_local.config import Settings
+from cbi_local.config import Settings, current
 from cbi_local.warehouse import transaction
 
 from .journal import now, redact, sync_lock
@@ -209,7 +209,7 @@ class Daemon:
             self.failures = 0
             return self.interval
         self.failures += 1
-        return min(float(os.environ.get("CBI_DAEMON_BACKOFF_CAP", BACKOFF_CAP)), self.interval * 2 ** (self.failures - 1))
+        return min(current().daemon_backoff_cap, self.interval * 2 ** (self.failures - 1))
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, max_cycles: int | None = None, log=None) -> int:

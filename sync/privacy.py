@@ -19,12 +19,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from google.cloud import bigquery
 
 import data_contracts as dc
+from cbi_local.config import Settings, current
 from data_contracts.model import Contract
 
 from .fingerprint import VOLATILE, bq_quote, bq_table
@@ -124,7 +124,8 @@ def ensure_api_views(client: bigquery.Client, project: str) -> list[str]:
 
 
 def _members(env: str) -> list[str]:
-    return [m.strip() for m in os.environ.get(env, "").split(",") if m.strip()]
+    """The IAM members a CBI_* setting lists (comma-separated), read through the settings."""
+    return Settings.members(getattr(current(), env.removeprefix("CBI_").lower()))
 
 
 def _grant(members: list[str]) -> str:

@@ -47,7 +47,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 import data_contracts as dc
-from cbi_local.config import Settings
+from cbi_local.config import Settings, current
 from cbi_local.faults import maybe_fault
 from data_contracts import to_bigquery
 from data_contracts.model import Contract
@@ -590,7 +590,7 @@ class Pusher:
         }
 
     def _gcs_threshold(self) -> int:
-        return int(os.environ.get(GCS_THRESHOLD_ENV, DEFAULT_GCS_THRESHOLD))
+        return current().gcs_threshold_bytes
 
     def _load(self, batch_id: str, target: Target, chunk: ChunkPlan, staged: dict[str, Any], name: str) -> tuple[bigquery.LoadJob, dict[str, Any]]:
         dest = f"{self.project}.{STAGING_DATASET}.{name}"

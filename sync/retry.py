@@ -21,7 +21,6 @@ CBI_SYNC_CALL_DEADLINE seconds, so nothing waits for its default 10 minutes.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,6 +29,8 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, RetryFailureReason, exponential_sleep_generator, retry_target
 from google.auth import exceptions as auth_exc
 from google.cloud.bigquery import retry as bq_retry
+
+from cbi_local.config import current
 
 T = TypeVar("T")
 
@@ -95,11 +96,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def call_deadline() -> float:
-    return float(os.environ.get(DEADLINE_ENV, "60"))
+    return current().sync_call_deadline
 
 
 def attempts() -> int:
-    return max(1, int(os.environ.get(ATTEMPTS_ENV, "4")))
+    return current().sync_attempts
 
 
 def overall_deadline() -> float:
@@ -141,8 +142,7 @@ def with_retries(what: str, fn: Callable[[], T], max_attempts: int | None = None
         assert last is not None
         return last, getattr(last, "__cause__", None)
 
-    base = float(os.environ.get(BASE_ENV, "1.0"))
-    cap = float(os.environ.get(CAP_ENV, "60.0"))
+    base, cap = current().sync_backoff, current().sync_backoff_cap
     return retry_target(
         fn,
         retryable,

@@ -14,13 +14,12 @@ over an insecure loopback channel.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pyarrow as pa
 from google.cloud import bigquery
 
-from cbi_local.config import Settings
+from cbi_local.config import Settings, current
 
 STORAGE_ENDPOINT_ENV = "CBI_BQ_STORAGE_ENDPOINT"
 
@@ -33,7 +32,7 @@ def make_read_client(client: bigquery.Client, settings: Settings) -> tuple[Any |
     except ImportError:
         return None, "google-cloud-bigquery-storage is not installed"
     if settings.bq_endpoint:
-        endpoint = os.environ.get(STORAGE_ENDPOINT_ENV, "").strip()
+        endpoint = (current().bq_storage_endpoint or "").strip()
         if not endpoint:
             return None, f"an emulator endpoint without {STORAGE_ENDPOINT_ENV}"
         import grpc
