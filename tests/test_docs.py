@@ -55,3 +55,22 @@ def test_troubleshooting_quotes_messages_the_code_prints():
             if len(fragment) >= 4 and fragment not in _FOREIGN and fragment not in sources:
                 missing.append((message, fragment))
     assert missing == []
+
+
+def test_the_generated_cli_reference_is_current(tmp_path):
+    """docs/cli.md is what scripts/cli-reference writes from the commands as they are now."""
+    import os
+    import subprocess
+    import sys
+
+    script = (REPO / "scripts" / "cli-reference").read_text()
+    (args,) = re.findall(r"^\.venv/bin/typer (.+) --output docs/cli\.md$", script, re.M)
+    out = tmp_path / "cli.md"
+    typer_exe = Path(sys.executable).parent / "typer"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    # --title holds spaces: split the script's line the way bash does (its one quoted argument).
+    argv = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', args)]
+    subprocess.run([str(typer_exe), *argv, "--output", str(out)], cwd=REPO, env=env, check=True, capture_output=True)
+    assert out.read_text() == (REPO / "docs" / "cli.md").read_text(), "docs/cli.md is stale: run scripts/cli-reference"
+    for command in _command_paths(typer.main.get_command(app)):
+        assert f"## `{command}`" in out.read_text()
