@@ -76,6 +76,9 @@ class CbiGroup(TyperGroup):
         except KeyboardInterrupt:
             err.print("[bold red]error:[/] interrupted; whatever was committed stays, the next run resumes")
             raise SystemExit(2) from None
+        except config.ConfigError as exc:  # a setting the user gave: its message names it and where it came from
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise SystemExit(2) from None
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become exit 2
             from sync.journal import redact
 

@@ -96,6 +96,8 @@ def migrate_legacy(
         from sync.retry import Offline
 
         try:
+            for source in from_bigquery:
+                legacy_source.parse_source(source)  # a malformed name is said before credentials are needed
             got = legacy_source.download(make_client(s), s, from_bigquery)
         except (legacy_source.LegacySourceError, NoCredentials, Offline, GoogleAPICallError) as exc:
             fail(redact(f"reading the legacy tables from BigQuery: {exc}"))

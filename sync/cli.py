@@ -184,11 +184,12 @@ def migrate_schema_cmd(
     """Plan (default) or apply a schema change the push refuses: type changes, dropped columns, REQUIRED; each measured on the rows first."""
     from . import migrate
 
+    try:
+        migrate.contract_for(table)  # a wrong name is said before any credential or connection is needed
+    except migrate.MigrateError as exc:
+        fail(str(exc))
     with _open(home) as (s, con):
-        try:
-            report = _guard(lambda: migrate.migrate(con, _client(s), s, table, apply=do_apply))
-        except migrate.MigrateError as exc:
-            fail(str(exc))
+        report = _guard(lambda: migrate.migrate(con, _client(s), s, table, apply=do_apply))
     if as_json:
         emit_json(report.as_dict())
     else:

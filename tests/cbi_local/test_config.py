@@ -62,3 +62,4 @@ def test_a_bad_setting_exits_2_with_its_name_not_a_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cbi_local", "tables", "--home", str(tmp_path)], cwd=REPO, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "CBI_SYNC_ATTEMPTS" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "failed" not in out.stderr  # a setting the user gave, said as such (not as an unexpected error)
