@@ -16,15 +16,8 @@ from tui.screens.help import HelpScreen
 from tui.widgets.checks_table import ChecksTable
 from tui.widgets.rows_table import RowsTable
 
-from .tui_pilot import run, settle
+from .tui_pilot import q, run, settle
 
-
-def q(home: Path, sql: str, params=None):
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_overview_paints_real_counts_and_states(home: Path):

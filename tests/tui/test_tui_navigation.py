@@ -10,7 +10,7 @@ from pathlib import Path
 from textual.widgets import TabbedContent
 
 from tui.app import CbiApp
-from .tui_pilot import press, run, settle
+from .tui_pilot import count_reads, press, run, settle
 from tui.screens.health import group_key
 from tui.widgets.checks_table import ChecksTable
 from tui.widgets.dataset_tree import DatasetTree
@@ -142,16 +142,7 @@ def test_a_busy_screen_retries_by_itself(home: Path):
 def test_one_health_refresh_opens_one_connection_and_paints_every_pane(home: Path, monkeypatch):
     """`r` on Health: the checks, the groups, and the details under the cursors (history, entries,
     payload) come from one read-only connection; moving to another group reads its entries then."""
-    from tui import data
-
-    opened: list[str] = []
-    real = data._read_once
-
-    def counted(path, fn):
-        opened.append(getattr(fn, "__qualname__", "?"))
-        return real(path, fn)
-
-    monkeypatch.setattr(data, "_read_once", counted)
+    opened = count_reads(monkeypatch)
 
     async def go():
         app = CbiApp(home, refresh_every=0)

@@ -1,10 +1,15 @@
-"""Driving the real app with Textual's pilot: keys, and waiting for the reads and actions they start."""
+"""Driving the real app with Textual's pilot: keys, waiting for the reads and actions they start,
+counting the warehouse connections they open, and reading the warehouse beside the app."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import duckdb
 from textual.worker import WorkerCancelled
+
+from tui import data
 
 
 async def settle(pilot, app) -> None:
@@ -29,3 +34,25 @@ async def press(pilot, app, *keys: str) -> None:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def q(home: Path, sql: str, params=None):
+    """A query on the test's warehouse, on a connection of its own (closed before the app reads again)."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def count_reads(monkeypatch) -> list[str]:
+    """Every read-only connection the TUI opens from now on (tui.data._read_once), by the function it runs."""
+    opened: list[str] = []
+    real = data._read_once
+
+    def counted(path, fn):
+        opened.append(getattr(fn, "__qualname__", "?"))
+        return real(path, fn)
+
+    monkeypatch.setattr(data, "_read_once", counted)
+    return opened

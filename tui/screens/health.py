@@ -107,8 +107,13 @@ class HealthScreen(DataScreen):
         groups = result["quarantine"]
         self.groups = groups
         self.groups_by_key = {group_key(g): g for g in groups}
-        self.query_one("#q-groups", RowsTable).show(["table", "rule", "rows", "files", "example"], groups,
-                                                    keys=[group_key(g) for g in groups])
+        self.query_one("#q-groups", RowsTable).show(
+            ["table", "rule", "rows", "files", "example"],
+            [dict(g, example=data.short_reason(g.get("example"), g["rule"])) for g in groups],
+            keys=[group_key(g) for g in groups], fit="example")
+        if not groups:
+            self.query_one("#q-entries", RowsTable).show(["record", "reason", "source_file", "quarantine_id"], [])
+            self.query_one("#q-bottom").border_title = "nothing held"
         if not result["checks"]:
             self.query_one("#check-detail", Static).update("no health checks recorded yet: run `cbi health`")
 
@@ -203,7 +208,7 @@ class HealthScreen(DataScreen):
             if g:
                 rows = self.prefetched.get("entries", {}).get((g["table"], g["rule"]))
                 if rows is not None:
-                    self.show_entries(rows)
+                    self.show_entries(rows, g)
                 else:
                     self.load_entries(g["table"], g["rule"])
         elif event.data_table.id == "q-entries":
@@ -216,9 +221,18 @@ class HealthScreen(DataScreen):
             else:
                 self.load_payload(qid)
 
-    def show_entries(self, rows: list[dict]) -> None:
-        self.query_one("#q-entries", RowsTable).show(["record_number", "reason", "source_file", "quarantine_id"], rows,
-                                                     [r["quarantine_id"] for r in rows])
+    def show_entries(self, rows: list[dict], group: dict) -> None:
+        """A group's held rows (the first data.ENTRIES_LIMIT), the reason without the source path and
+        record (their own columns) and as wide as the pane allows; the full text is in the payload pane."""
+        if group_key(group) != self.query_one("#q-groups", RowsTable).selected_key:
+            return  # entries of a group the cursor has left
+        shown = [{"record": r["record_number"], "reason": data.short_reason(r.get("reason"), r.get("rule") or group["rule"], r.get("source_file")),
+                  "source_file": r.get("source_file"), "quarantine_id": r["quarantine_id"]} for r in rows]
+        self.query_one("#q-entries", RowsTable).show(["record", "reason", "source_file", "quarantine_id"], shown,
+                                                     [r["quarantine_id"] for r in rows], fit="reason")
+        held = group["rows"]
+        self.query_one("#q-bottom").border_title = (
+            f"showing {len(rows):,} of {held:,} held rows" if len(rows) < held else f"{held:,} held rows")
 
     def show_payload(self, entry: dict) -> None:
         text = Text.assemble((f"{entry['rule']}: ", "bold"), str(entry.get("reason") or ""), "\n\n", json.dumps(
@@ -232,7 +246,9 @@ class HealthScreen(DataScreen):
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self.query_one(Freshness).failed, exc)
             return
-        self.app.call_from_thread(self.show_entries, rows)
+        group = self.groups_by_key.get(group_key({"table": table, "rule": rule}))
+        if group is not None:
+            self.app.call_from_thread(self.show_entries, rows, group)
 
     @work(thread=True, exclusive=True, group="payload")
     def load_payload(self, qid: str) -> None:

@@ -17,6 +17,8 @@ HELP = """\
 | `t` | next tab (Tables, Health, Sync); the tab's table takes the focus |
 | `?` | this help; `escape` closes it |
 | `q` | quit |
+| `s` | on a table: sort by a column (left/right choose it, `enter` sorts, again reverses, `escape` cancels); a header click sorts too |
+| Tables `pgdn` / `pgup` | in the Preview: the next / previous 50 rows (primary key order) |
 | Health `a` | show all checks / only problems |
 | Health `enter` | on a check: its held rows, in the Quarantine tab |
 | Health `R` / `D` | in the Quarantine tab's groups table only: release / drop the highlighted group (asks first; No is the default) |

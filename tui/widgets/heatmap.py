@@ -1,4 +1,4 @@
-"""Month-by-year heat map of completeness (rows: years, columns: Jan..Dec)."""
+"""Month-by-year heat map of completeness (rows: years, columns: J .. D, January to December)."""
 
 from __future__ import annotations
 
@@ -34,23 +34,30 @@ def grid(months: list[dict[str, Any]]) -> dict[int, dict[int, float | None]]:
 
 
 class HeatMap(Static):
+    """Two columns a month (a mark and a space), so the year and twelve months fit in 29 columns: the
+    map with its month letters (J .. D) and its legend (two lines, above the map so a long series does
+    not push it out of sight) fit the Coverage pane at 80x24."""
+
     def show(self, title: str, months: list[dict[str, Any]]) -> None:
         g = grid(months)
-        t = Table(box=None, pad_edge=False, padding=(0, 0), title=title, title_justify="left", title_style="bold")
-        t.add_column("year", no_wrap=True, style="bold")
+        t = Table(box=None, pad_edge=False, padding=(0, 0))
+        t.add_column("year", no_wrap=True, style="bold", width=5)
         for m in MONTHS:
-            t.add_column(m, justify="center", width=3)
+            t.add_column(m, justify="left", width=2, no_wrap=True)
         for y in sorted(g):
             cells = []
             for mo in range(1, 13):
                 if mo not in g[y]:
-                    cells.append(Text(" · ", style="grey30"))
+                    cells.append(Text("·", style="grey30"))
                 else:
                     v = g[y][mo]
-                    cells.append(Text(" ■ " if v is not None else " ? ", style=colour(v)))
+                    cells.append(Text("■" if v is not None else "?", style=colour(v)))
             t.add_row(str(y), *cells)
-        legend = Text.assemble("legend: ", ("■", "green"), " 100%  ", ("■", "chartreuse3"), " ≥95%  ", ("■", "yellow"), " ≥80%  ",
-                               ("■", "dark_orange"), " ≥50%  ", ("■", "red"), " <50%  ", ("·", "grey30"), " outside span")
+        legend = [
+            Text.assemble("legend: ", ("■", "green"), " 100%  ", ("■", "chartreuse3"), " ≥95%  ", ("■", "yellow"), " ≥80%"),
+            Text.assemble(("■", "dark_orange"), " ≥50%  ", ("■", "red"), " <50%  ", ("·", "grey30"), " outside span"),
+        ]
         from rich.console import Group
 
-        self.update(Group(t, legend) if g else Text("no months measured", style="dim"))
+        head = Text(title, style="bold")  # its own line: wraps at the pane's width, not the map's
+        self.update(Group(head, *legend, t) if g else Group(head, Text("no months measured", style="dim")))
