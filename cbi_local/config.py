@@ -31,7 +31,7 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 TOML_FILE = "cbi.toml"
 DEFAULT_HOME = Path.home() / ".cbi"
 
-_toml_path: Path | None = None  # the cbi.toml the next Settings() reads (set by settings()/current())
+_toml_path: Path | None = None  # the cbi.toml the Settings() being built in _load reads (None otherwise)
 
 
 class ConfigError(ValueError):
@@ -100,22 +100,25 @@ def _home_of(home: Path | str | None) -> Path:
 
 def _load(home: Path) -> Settings:
     global _toml_path
-    _toml_path = home / TOML_FILE
+    toml = home / TOML_FILE
+    _toml_path = toml  # read by this one Settings() only: a Settings built elsewhere never sees a stale file
     try:
         s = Settings()
     except ValidationError as exc:
         bad = "; ".join(f"{'.'.join(map(str, e['loc']))} (CBI_{str(e['loc'][0]).upper()}): {e['msg']}" for e in exc.errors())
-        where = f" or {_toml_path}" if _toml_path.is_file() else ""
+        where = f" or {toml}" if toml.is_file() else ""
         raise ConfigError(f"settings from the environment{where}: {bad}") from None
+    finally:
+        _toml_path = None
     return s.model_copy(update={"home": home, "sample_data": s.sample_data.expanduser().resolve()})
 
 
 def settings(home: Path | str | None = None) -> Settings:
     """Settings from the environment and <home>/cbi.toml; an explicit --home wins over CBI_HOME."""
     global current_home, _current
-    current_home = _home_of(home)
-    s = _load(current_home)
-    _current = (_key(current_home), s)
+    chosen = _home_of(home)
+    s = _load(chosen)  # a ConfigError leaves the process's current settings as they were
+    current_home, _current = chosen, (_key(chosen), s)
     return s
 
 

@@ -6,10 +6,19 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from cbi_local import config
 from sync import retry
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _process_settings_restored(monkeypatch):
+    """These tests point the process's settings at homes of their own: put them back afterwards."""
+    monkeypatch.setattr(config, "current_home", config.current_home)
+    monkeypatch.setattr(config, "_current", None)
 
 
 def test_cbi_toml_in_the_home_sets_fields_and_the_environment_wins(tmp_path, monkeypatch):
@@ -30,13 +39,13 @@ def test_cbi_toml_in_the_home_sets_fields_and_the_environment_wins(tmp_path, mon
 
 
 def test_a_bad_value_in_cbi_toml_is_refused_naming_the_field(tmp_path):
-    import pytest
-
     home = tmp_path / "home"
     home.mkdir()
     (home / "cbi.toml").write_text("bq_max_partitions_per_job = 5000\n")  # above BigQuery's 4,000
     with pytest.raises(config.ConfigError, match=r"cbi\.toml: bq_max_partitions_per_job \(CBI_BQ_MAX_PARTITIONS_PER_JOB\): .*4000"):
         config.settings(home)
+    # Only settings(home) reads a home's file: a Settings built directly afterwards never sees it.
+    assert config.Settings(home=tmp_path).bq_max_partitions_per_job == 4000
 
 
 def test_every_cbi_variable_read_in_the_code_is_a_setting_or_a_named_process_switch():
