@@ -273,7 +273,9 @@ def train_if_new(ctx: JobContext, opts: Any) -> dict[str, Any]:
     except TrainError as exc:
         return {"models_trained": 0, "skipped": str(exc)}
     mape = {h: round(r["metrics"]["mape"], 2) for h, r in report["horizons"].items()}
-    return {"models_trained": len(report["horizons"]) * 4, "run": report["run_id"], "mape_pct": mape}
+    # as_of: the row the forecasts are made from (the last with a real volume, publish.as_of)
+    return {"models_trained": len(report["horizons"]) * 4, "run": report["run_id"], "mape_pct": mape,
+            "as_of": report["as_of"]["date"]}
 
 
 def training_canonical(ctx: JobContext) -> dict[str, Any]:
@@ -286,6 +288,7 @@ def training_canonical(ctx: JobContext) -> dict[str, Any]:
         out["models_trained"] += r["models_trained"]
         if "run" in r:
             out["runs"].append(r["run"])
+            out.setdefault("as_of", {})[symbol] = r["as_of"]
         if "skipped" in r:
             out["skipped"][symbol] = r["skipped"]
     return out

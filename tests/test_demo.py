@@ -41,6 +41,7 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path, sample_data: Path):
     assert all(n <= legacy["defects_by_rule"][rule] for rule, n in tables["quarantined_by_rule"].items())
     assert steps["features"]["yahoo_historical_rows"] > 6000 and steps["features"]["canonical_rows"] > 2000
     assert steps["training"]["models_trained"] == 20
+    assert steps["training"]["as_of"] == "2025-11-04"  # the research matrix's last row with a real volume
     assert steps["bigquery layout"]["created_datasets"] == 12
     assert steps["push"]["batches_pushed"] >= 4 and steps["push"]["ok"]
     assert steps["parity"]["differ"] == 0 and steps["parity"]["equal"] == steps["parity"]["tables"] > 10

@@ -88,6 +88,7 @@ class Frame:
     excluded: dict[str, str] = field(default_factory=dict)
     vol21: np.ndarray = field(default_factory=lambda: np.empty(0))  # annualised, NaN until 21 returns exist
     volume: np.ndarray = field(default_factory=lambda: np.empty(0))  # the session's volume, NaN where NULL
+    roll_adjustment: list[str] = field(default_factory=list)  # the matrix rows' setting(s) (features.rolls)
 
     @property
     def rows(self) -> int:
@@ -115,7 +116,7 @@ def load_frame(
     direct, levels, excluded = feature_spec()
     targets = [f"target_{h}" for h in HORIZONS]
     fwd = [f"fwd_close_{h}" for h in HORIZONS]
-    cols = ["date", "regime_name", CLOSE, WEIGHT, VOL21, VOLUME, *direct, *levels, *targets, *fwd]
+    cols = ["date", "regime_name", "roll_adjustment", CLOSE, WEIGHT, VOL21, VOLUME, *direct, *levels, *targets, *fwd]
     sql = (
         f"SELECT {', '.join(quote(c) for c in dict.fromkeys(cols))} FROM ({flat_select_sql()}) "
         "WHERE symbol = $symbol AND matrix_source = $src "
@@ -157,4 +158,5 @@ def load_frame(
         excluded={**excluded, CLOSE: "price level (enters through the rel__ ratios)"},
         vol21=df[VOL21].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         volume=df[VOLUME].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        roll_adjustment=sorted({v for v in df["roll_adjustment"].to_list() if v is not None}),
     )

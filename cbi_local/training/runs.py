@@ -243,6 +243,7 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         "cv": {"folds": opts.folds, "window": opts.window, "test_size": opts.test_size,
                "embargo": opts.embargo or "horizon", "min_train": opts.min_train},
         "data_fingerprint": frame.fingerprint(), "git_commit": git_commit(), "horizons": {}, "forecasts": [],
+        "roll_adjustment": frame.roll_adjustment,  # how the targets treat the recorded rolls (features.rolls)
         "as_of": {"date": _iso(frame.dates[row]), "last_row": _iso(frame.dates[-1]), "skipped": skipped,
                   "rule": AS_OF_RULE},
     }
@@ -254,6 +255,7 @@ def train(con: duckdb.DuckDBPyConnection, home: Path, opts: TrainOptions) -> dic
         "weights": "regime.weight, normalised to mean 1 per training window" if opts.weights else "none (--no-weights)",
         "cv": report["cv"], "window": report["window"], "rows": frame.rows, "regimes": regimes,
         "excluded_features": frame.excluded, "default_params": DEFAULT_PARAMS, "as_of": report["as_of"],
+        "roll_adjustment": frame.roll_adjustment,
         "publication_gate": (f"model published only when it beats no_change, drift and vol_band on MAPE and quantile "
                              f"score with one-sided DM p < {GATE_P} against no_change and vol_band; else the best "
                              "baseline (publish.choose)"),

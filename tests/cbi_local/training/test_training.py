@@ -459,6 +459,8 @@ def test_the_last_real_row_repeats_the_previous_volume_so_the_forecast_steps_bac
         date(2025, 11, 4)}
     for (params,) in _q(home, "SELECT params FROM training.model_runs WHERE run_id = ?", [run_id]):
         assert json.loads(params)["as_of"] == a
+        # and how its targets treat the recorded rolls: the matrix rows' setting (the default, raw)
+        assert json.loads(params)["roll_adjustment"] == research_run["roll_adjustment"] == ["none"]
 
 
 def test_a_zero_volume_as_of_row_is_skipped(home):
