@@ -40,7 +40,6 @@ INBOX_ENV = "CBI_INBOX"
 DEFAULT_INTERVAL = 300
 DEFAULT_FETCH_EVERY = 6 * 3600  # FRED publishes daily at most; four looks a day catch a release within hours
 FETCHERS = ("fred",)  # what `--fetch` may name (a Databento fetch spends money: never the daemon's)
-BACKOFF_CAP = 3600
 LAUNCHD_LABEL = "com.cbi-local.daemon"
 
 

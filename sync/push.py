@@ -69,7 +69,6 @@ OLDER_HOLDING_SUFFIXES = ("__cbi_repartition",)  # an earlier version's holding 
 CHUNK_STEPS = ("stage", "load", "merge", "verify", "drop_staging")
 STEPS = ("plan", *CHUNK_STEPS, "mark_pushed")
 GCS_THRESHOLD_ENV = "CBI_GCS_THRESHOLD_BYTES"
-DEFAULT_GCS_THRESHOLD = 64 * 1024 * 1024
 
 
 class VerifyError(RuntimeError):

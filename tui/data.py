@@ -29,6 +29,7 @@ import duckdb
 
 import data_contracts as dc
 from cbi_local import health as health_checks
+from cbi_local import quarantine as qmod
 from data_contracts.model import Column, Contract
 from data_contracts.to_duckdb import column_type, quote, table_ref
 
@@ -464,8 +465,6 @@ def health(path: Path, check: tuple[str, str, str | None] | None = None, group: 
         checks.sort(key=lambda c: CHECK_ORDER.get(c["status"], len(CHECK_ORDER)))  # stable: each group keeps its order
         quarantine = []
         if "monitoring.quarantine" in present:
-            from cbi_local import quarantine as qmod
-
             quarantine = qmod.summary(con, "held")
         out: dict[str, Any] = {"checks": checks, "quarantine": quarantine, "history": {}, "entries": {}, "payloads": {}}
         shown = [c for c in checks if not only_problems or c["status"] != "pass"]
@@ -478,8 +477,6 @@ def health(path: Path, check: tuple[str, str, str | None] | None = None, group: 
             out["entries"][g] = entries
             qid = entry if entry and any(e["quarantine_id"] == entry for e in entries) else (entries[0]["quarantine_id"] if entries else None)
             if qid is not None:
-                from cbi_local import quarantine as qmod
-
                 out["payloads"][qid] = qmod.show(con, qid)
         return out
 
@@ -546,8 +543,6 @@ def held_rows(con: duckdb.DuckDBPyConnection, table: str, rule: str) -> int:
 def drop_held(con: duckdb.DuckDBPyConnection, table: str, rule: str, confirmed_rows: int) -> int:
     """Drop the held rows of (table, rule) -- only if exactly `confirmed_rows` are held now (the
     count the user confirmed); otherwise nothing changes and ValueError says what is held."""
-    from cbi_local import quarantine as qmod
-
     held = held_rows(con, table, rule)
     if held != confirmed_rows:
         raise ValueError(f"{held:,} rows of {table} / {rule} are held now, not the {confirmed_rows:,} confirmed: nothing dropped")
@@ -564,14 +559,10 @@ def latest_drop(path: Path) -> dict[str, Any] | None:
 
 def undo_drop(con: duckdb.DuckDBPyConnection, drop: dict[str, Any]) -> int:
     """Put the rows of one drop (latest_drop) back to held: `cbi quarantine restore`'s function."""
-    from cbi_local import quarantine as qmod
-
     return qmod.restore(con, table=drop["table"], rule=drop["rule"], dropped_at=drop["resolved_at"])
 
 
 def quarantine_show(path: Path, quarantine_id: str) -> dict[str, Any]:
-    from cbi_local import quarantine as qmod
-
     return read(path, lambda con: qmod.show(con, quarantine_id))
 
 
